@@ -1,0 +1,173 @@
+"""The DataModule: split lists from a dataset parser, clips shaped as the model asks.
+
+The model config declares what it consumes (``model.input``: frames, fps, stride, crop, modalities);
+the data config may shrink it for small data (``data.input_override``, used by the synthetic set so a
+CPU run is quick). Train clips: random start, random crop, flip. Validation: one center clip, center
+crop. Test: ``test_clips`` uniform clips, center crop, averaged per video by the LightningModule.
+UCF-101 and HMDB-51 have no validation split; as is usual, validation uses the test list.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+from torch.utils.data import DataLoader
+
+from i3d_train.data.dataset import VideoDataset, VideoItem
+from i3d_train.data.samplers import CenterClipSampler, RandomClipSampler, UniformClipSampler
+from i3d_train.data.synthetic import SyntheticConfig, generate
+from i3d_train.data.transforms import ClipTransform
+from i3d_train.data.ucf101 import DatasetFormatError, SplitLists, parse_ucf101
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ClipSpec:
+    """What a model consumes: ``num_frames`` frames every ``frame_stride`` at ``fps``, ``crop_size`` crops."""
+
+    num_frames: int = 64  # paper: 64-frame training clips for I3D (Sec. 2.5)
+    fps: float | None = 25.0  # paper: everything at 25 fps
+    frame_stride: int = 1
+    crop_size: int = 224  # paper: 224x224 crops of frames resized to short side 256
+    modalities: tuple[str, ...] = ("rgb",)
+
+    @classmethod
+    def from_config(cls, spec: dict[str, Any], override: dict[str, Any] | None = None) -> ClipSpec:
+        merged = {**dict(spec), **dict(override or {})}
+        unknown = set(merged) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"unknown model.input keys {sorted(unknown)}; expected {sorted(cls.__dataclass_fields__)}")
+        if "modalities" in merged:
+            merged["modalities"] = tuple(merged["modalities"])
+        return cls(**merged)
+
+
+def _check_items(name: str, split: str, items: list[VideoItem], where: Path) -> list[VideoItem]:
+    """Drop missing files with one summary line; stop if nothing is left."""
+    found = [it for it in items if it.path.is_file()]
+    if len(found) < len(items):
+        log.warning("%s %s: %s of %s videos found", name, split, f"{len(found):,}", f"{len(items):,}")
+    if not found:
+        raise DatasetFormatError(f"{name} {split}: none of the {len(items)} listed videos exist under {where}")
+    return found
+
+
+class VideoDataModule(pl.LightningDataModule):
+    """Train/val/test loaders for a dataset in one of the supported layouts.
+
+    Args:
+        name: ``ucf101`` or ``synthetic`` (more datasets: one parser each).
+        root: the dataset's root folder.
+        split: official split number (1-3).
+        num_classes: expected number of classes (checked against the annotation files).
+        input: the model's ``ClipSpec`` fields (``model.input``).
+        input_override: fields of ``input`` replaced for this dataset (e.g. smaller crops).
+        short_side: frames are resized so their short side is this (paper: 256).
+        batch_size: clips per batch (per process).
+        num_workers: DataLoader workers.
+        test_clips: uniform clips per video at test time.
+        synthetic: parameters of the synthetic set (``name=synthetic`` only).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        root: str,
+        split: int,
+        num_classes: int,
+        input: dict[str, Any],
+        input_override: dict[str, Any] | None,
+        short_side: int,
+        batch_size: int,
+        num_workers: int,
+        test_clips: int,
+        synthetic: dict[str, Any] | None = None,
+        pin_memory: bool = False,
+    ) -> None:
+        super().__init__()
+        self.name = name
+        self.root = Path(root)
+        self.split = split
+        self.num_classes = num_classes
+        self.clip = ClipSpec.from_config(input, input_override)
+        self.short_side = short_side
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.test_clips = test_clips
+        self.synthetic = SyntheticConfig(**(synthetic or {})) if name == "synthetic" else None
+        self.pin_memory = pin_memory
+        self.lists: SplitLists | None = None
+        self.train_set: VideoDataset | None = None
+        self.val_set: VideoDataset | None = None
+        self.test_set: VideoDataset | None = None
+        if self.synthetic and self.synthetic.num_classes != num_classes:
+            raise ValueError(f"data.num_classes={num_classes} but the synthetic set has {self.synthetic.num_classes}")
+
+    def prepare_data(self) -> None:
+        if self.synthetic is not None:
+            generate(self.root, self.synthetic)
+
+    def parse(self) -> SplitLists:
+        if self.name in ("ucf101", "synthetic"):
+            lists = parse_ucf101(self.root, self.split)
+        else:
+            raise ValueError(f"unknown dataset {self.name!r}; expected one of: ucf101, synthetic")
+        if len(lists.classes) != self.num_classes:
+            raise DatasetFormatError(
+                f"{self.root}: annotations list {len(lists.classes)} classes, config says data.num_classes={self.num_classes}"
+            )
+        lists.train = _check_items(self.name, "train", lists.train, self.root)
+        lists.test = _check_items(self.name, "test", lists.test, self.root)
+        return lists
+
+    def _dataset(self, items: list[VideoItem], train: bool, sampler) -> VideoDataset:
+        c = self.clip
+        return VideoDataset(
+            items,
+            num_frames=c.num_frames,
+            fps=c.fps,
+            frame_stride=c.frame_stride,
+            sampler=sampler,
+            transform=ClipTransform(self.short_side, c.crop_size, train=train),
+        )
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.lists is not None:
+            return
+        if self.synthetic is not None:  # in-process callers (tests) may skip prepare_data
+            generate(self.root, self.synthetic)
+        self.lists = self.parse()
+        self.train_set = self._dataset(self.lists.train, True, RandomClipSampler())
+        self.val_set = self._dataset(self.lists.test, False, CenterClipSampler())
+        self.test_set = self._dataset(self.lists.test, False, UniformClipSampler(self.test_clips))
+
+    @property
+    def classes(self) -> list[str]:
+        if self.lists is None:
+            self.setup()
+        return self.lists.classes
+
+    def _loader(self, ds: VideoDataset, shuffle: bool) -> DataLoader:
+        return DataLoader(
+            ds,
+            batch_size=self.batch_size,
+            shuffle=shuffle,
+            num_workers=self.num_workers,
+            pin_memory=self.pin_memory,
+            drop_last=shuffle and len(ds) > self.batch_size,
+            persistent_workers=False,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.train_set, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.val_set, shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader(self.test_set, shuffle=False)

@@ -1,0 +1,296 @@
+"""A built-in synthetic motion dataset in the UCF-101 layout, generated on first use.
+
+Each video shows a textured object on a textured background with a few distractor objects that wander
+at random. The class is *only* the object's motion: translation right/left/up/down, rotation
+clockwise/counter-clockwise, zooming in/out. Shapes, colours, textures, sizes, speeds and positions are
+drawn per video, so a single frame says nothing about the class: a model has to see motion, which is
+exactly the question the paper asks of its architectures.
+
+Files are real H.264 ``.mp4`` written with PyAV, with ``classInd.txt``, ``trainlist01.txt`` and
+``testlist01.txt`` in UCF-101's format (CRLF), so the synthetic set runs through the same parser, reader
+and transforms as UCF-101. Generation is deterministic from ``seed``; the parameters are stored in
+``synthetic.json`` and the set is regenerated when they change, reused otherwise.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import shutil
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import av
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+CLASSES = (
+    "MoveRight",
+    "MoveLeft",
+    "MoveUp",
+    "MoveDown",
+    "RotateClockwise",
+    "RotateCounterClockwise",
+    "ZoomIn",
+    "ZoomOut",
+)
+
+
+@dataclass(frozen=True)
+class SyntheticConfig:
+    """Parameters of the synthetic set; any change regenerates it."""
+
+    num_classes: int = 8
+    train_per_class: int = 24
+    test_per_class: int = 8
+    num_frames: int = 40
+    fps: int = 25
+    height: int = 128
+    width: int = 160
+    seed: int = 0
+    crf: int = 18  # x264 quality: visually lossless, small files
+
+    def __post_init__(self) -> None:
+        if not 2 <= self.num_classes <= len(CLASSES):
+            raise ValueError(f"synthetic num_classes must be in 2..{len(CLASSES)}, got {self.num_classes}")
+        if self.height % 2 or self.width % 2:
+            raise ValueError(f"synthetic height and width must be even (H.264 4:2:0), got {self.height}x{self.width}")
+
+    def digest(self) -> str:
+        return hashlib.sha1(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:12]
+
+
+# --------------------------------------------------------------------------------------------------
+# Rendering
+
+
+def _smooth_noise(rng: np.random.Generator, h: int, w: int, cells: int) -> np.ndarray:
+    """Low-frequency noise in [0, 1]: random values on a coarse grid, bilinearly upsampled."""
+    gh, gw = cells + 1, max(2, round(cells * w / h)) + 1
+    grid = rng.random((gh, gw))
+    ys = np.linspace(0, gh - 1, h)
+    xs = np.linspace(0, gw - 1, w)
+    y0 = np.minimum(ys.astype(int), gh - 2)
+    x0 = np.minimum(xs.astype(int), gw - 2)
+    fy = (ys - y0)[:, None]
+    fx = (xs - x0)[None, :]
+    a = grid[y0][:, x0]
+    b = grid[y0][:, x0 + 1]
+    c = grid[y0 + 1][:, x0]
+    d = grid[y0 + 1][:, x0 + 1]
+    return (a * (1 - fx) + b * fx) * (1 - fy) + (c * (1 - fx) + d * fx) * fy
+
+
+def _texture(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
+    """A random coloured texture ``(h, w, 3)`` in [0, 255]: a blend of two colours through a pattern."""
+    kind = rng.integers(4)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
+    if kind == 0:  # stripes at a random angle
+        a = rng.uniform(0, math.pi)
+        period = rng.uniform(5, 12)
+        pattern = 0.5 + 0.5 * np.sin(2 * math.pi * (xx * math.cos(a) + yy * math.sin(a)) / period)
+    elif kind == 1:  # checkerboard
+        cell = int(rng.integers(4, 9))
+        pattern = (((yy // cell) + (xx // cell)) % 2).astype(np.float64)
+    elif kind == 2:  # blobs
+        pattern = _smooth_noise(rng, h, w, int(rng.integers(3, 7)))
+    else:  # fine noise over coarse noise
+        pattern = 0.6 * _smooth_noise(rng, h, w, 4) + 0.4 * rng.random((h, w))
+    c1, c2 = rng.uniform(0, 255, 3), rng.uniform(0, 255, 3)
+    # Keep the two colours apart so the texture has visible structure to track.
+    if np.abs(c1 - c2).sum() < 150:
+        c2 = 255 - c1
+    return pattern[..., None] * c1 + (1 - pattern[..., None]) * c2
+
+
+def _shape_mask(rng: np.random.Generator, size: int) -> np.ndarray:
+    """A random shape (ellipse, rectangle, diamond, or blob) as a boolean mask ``(size, size)``."""
+    r = (size - 1) / 2
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float64)
+    u, v = (xx - r) / r, (yy - r) / r
+    kind = rng.integers(4)
+    ax, ay = rng.uniform(0.6, 1.0, 2)
+    if kind == 0:
+        return (u / ax) ** 2 + (v / ay) ** 2 <= 1
+    if kind == 1:
+        return (np.abs(u) <= ax) & (np.abs(v) <= ay)
+    if kind == 2:
+        return np.abs(u) / ax + np.abs(v) / ay <= 1
+    return _smooth_noise(rng, size, size, 3) * (1 - np.clip(u * u + v * v, 0, 1)) > 0.15
+
+
+@dataclass
+class _Sprite:
+    texture: np.ndarray  # (S, S, 3)
+    mask: np.ndarray  # (S, S)
+    cx: np.ndarray  # (T,) centre x per frame
+    cy: np.ndarray
+    angle: np.ndarray  # (T,) radians
+    scale: np.ndarray  # (T,)
+
+
+def _draw(frame: np.ndarray, sp: _Sprite, t: int) -> None:
+    """Paint sprite ``sp`` at frame ``t`` by inverse mapping (nearest neighbour), in place."""
+    h, w = frame.shape[:2]
+    size = sp.mask.shape[0]
+    s = sp.scale[t]
+    reach = size * s * 0.75
+    x0, x1 = max(0, int(sp.cx[t] - reach)), min(w, int(sp.cx[t] + reach) + 1)
+    y0, y1 = max(0, int(sp.cy[t] - reach)), min(h, int(sp.cy[t] + reach) + 1)
+    if x0 >= x1 or y0 >= y1:
+        return
+    yy, xx = np.mgrid[y0:y1, x0:x1].astype(np.float64)
+    dx, dy = xx - sp.cx[t], yy - sp.cy[t]
+    ca, sa = math.cos(sp.angle[t]), math.sin(sp.angle[t])
+    # Inverse rotation and scale: frame offset -> sprite coordinates.
+    u = (ca * dx + sa * dy) / s + (size - 1) / 2
+    v = (-sa * dx + ca * dy) / s + (size - 1) / 2
+    ui, vi = np.rint(u).astype(int), np.rint(v).astype(int)
+    inside = (ui >= 0) & (ui < size) & (vi >= 0) & (vi < size)
+    ui, vi = np.clip(ui, 0, size - 1), np.clip(vi, 0, size - 1)
+    m = inside & sp.mask[vi, ui]
+    region = frame[y0:y1, x0:x1]
+    region[m] = sp.texture[vi, ui][m]
+
+
+def render_video(cfg: SyntheticConfig, label: int, video_seed: int) -> np.ndarray:
+    """Frames ``uint8 (T, H, W, 3)`` of one video of class ``label``, deterministic from ``video_seed``."""
+    rng = np.random.default_rng([cfg.seed, video_seed])
+    T, H, W = cfg.num_frames, cfg.height, cfg.width
+    t = np.arange(T, dtype=np.float64) - (T - 1) / 2  # centred time, so paths are centred in the frame
+    background = _texture(rng, H, W) * 0.7 + 0.3 * _smooth_noise(rng, H, W, 6)[..., None] * 255
+
+    # The actor: its motion is the class.
+    size = int(rng.integers(40, 60))
+    cx0 = W / 2 + rng.uniform(-0.12, 0.12) * W
+    cy0 = H / 2 + rng.uniform(-0.12, 0.12) * H
+    angle0 = rng.uniform(0, 2 * math.pi)
+    scale0 = rng.uniform(0.85, 1.1)
+    speed = rng.uniform(1.2, 2.0)  # px / frame
+    spin = math.radians(rng.uniform(3.5, 6.0))  # rad / frame
+    zoom = rng.uniform(0.012, 0.018)  # log-scale / frame
+    cx, cy = np.full(T, cx0), np.full(T, cy0)
+    angle, scale = np.full(T, angle0), np.full(T, scale0)
+    name = CLASSES[label]
+    if name == "MoveRight":
+        cx = cx0 + speed * t
+    elif name == "MoveLeft":
+        cx = cx0 - speed * t
+    elif name == "MoveUp":
+        cy = cy0 - speed * t
+    elif name == "MoveDown":
+        cy = cy0 + speed * t
+    elif name == "RotateClockwise":  # image y points down: a positive angle turns clockwise on screen
+        angle = angle0 + spin * t
+    elif name == "RotateCounterClockwise":
+        angle = angle0 - spin * t
+    elif name == "ZoomIn":
+        scale = scale0 * np.exp(zoom * t)
+    elif name == "ZoomOut":
+        scale = scale0 * np.exp(-zoom * t)
+    sprites = [_Sprite(_texture(rng, size, size), _shape_mask(rng, size), cx, cy, angle, scale)]
+
+    # Distractors: smaller objects on random walks, independent of the class.
+    for _ in range(int(rng.integers(2, 5))):
+        ds = int(rng.integers(12, 22))
+        steps = rng.normal(0, 1.0, (T, 2)).cumsum(axis=0)
+        sprites.insert(
+            0 if rng.random() < 0.5 else len(sprites),
+            _Sprite(
+                _texture(rng, ds, ds),
+                _shape_mask(rng, ds),
+                rng.uniform(0, W) + steps[:, 0],
+                rng.uniform(0, H) + steps[:, 1],
+                np.full(T, rng.uniform(0, 2 * math.pi)),
+                np.ones(T),
+            ),
+        )
+
+    frames = np.empty((T, H, W, 3), dtype=np.uint8)
+    for i in range(T):
+        frame = background.copy()
+        for sp in sprites:
+            _draw(frame, sp, i)
+        frames[i] = np.clip(frame, 0, 255).astype(np.uint8)
+    return frames
+
+
+# --------------------------------------------------------------------------------------------------
+# Writing
+
+
+def write_video(path: Path, frames: np.ndarray, fps: int, crf: int = 18, gop: int = 12) -> None:
+    """Write ``uint8 (T, H, W, 3)`` frames as H.264 (yuv420p) with PyAV; atomically (temp file + rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.stem + ".part" + path.suffix)
+    with av.open(str(tmp), mode="w") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width, stream.height = frames.shape[2], frames.shape[1]
+        stream.pix_fmt = "yuv420p"
+        stream.options = {"crf": str(crf), "preset": "veryfast", "g": str(gop), "threads": "1"}
+        for f in frames:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(f, format="rgb24")))
+        container.mux(stream.encode())
+    tmp.replace(path)
+
+
+def _video_name(cls: str, index: int) -> str:
+    return f"{cls}/v_{cls}_g{index + 1:02d}_c01.mp4"
+
+
+def _plan(cfg: SyntheticConfig) -> list[tuple[str, int, int, bool]]:
+    """(relative path, label, video seed, is_train) for every video."""
+    plan = []
+    per_class = cfg.train_per_class + cfg.test_per_class
+    for label, cls in enumerate(CLASSES[: cfg.num_classes]):
+        for i in range(per_class):
+            plan.append((_video_name(cls, i), label, label * 100_000 + i, i < cfg.train_per_class))
+    return plan
+
+
+def _make_one(args: tuple[SyntheticConfig, Path, str, int, int]) -> None:
+    cfg, videos, rel, label, seed = args
+    write_video(videos / rel, render_video(cfg, label, seed), cfg.fps, cfg.crf)
+
+
+def _write_lines(path: Path, lines: list[str]) -> None:
+    path.write_bytes("".join(line + "\r\n" for line in lines).encode())  # CRLF, as the official files
+
+
+def generate(root: str | Path, cfg: SyntheticConfig, workers: int = 2) -> Path:
+    """Generate the set into ``root`` unless an identical one is already there. Returns ``root``."""
+    root = Path(root)
+    meta = root / "synthetic.json"
+    if meta.is_file():
+        try:
+            if json.loads(meta.read_text()).get("digest") == cfg.digest():
+                return root
+        except json.JSONDecodeError:
+            pass
+        log.info("synthetic dataset parameters changed: regenerating %s", root)
+    for sub in ("UCF-101", "ucfTrainTestlist"):
+        shutil.rmtree(root / sub, ignore_errors=True)
+    meta.unlink(missing_ok=True)
+    plan = _plan(cfg)
+    videos = root / "UCF-101"
+    ann = root / "ucfTrainTestlist"
+    ann.mkdir(parents=True, exist_ok=True)
+    jobs = [(cfg, videos, rel, label, seed) for rel, label, seed, _ in plan]
+    log.info("generating %d synthetic videos into %s", len(jobs), root)
+    if workers > 1:
+        with ProcessPoolExecutor(workers) as pool:
+            list(pool.map(_make_one, jobs, chunksize=4))
+    else:
+        for job in jobs:
+            _make_one(job)
+    classes = CLASSES[: cfg.num_classes]
+    _write_lines(ann / "classInd.txt", [f"{i + 1} {c}" for i, c in enumerate(classes)])
+    _write_lines(ann / "trainlist01.txt", [f"{rel} {label + 1}" for rel, label, _, tr in plan if tr])
+    _write_lines(ann / "testlist01.txt", [rel for rel, _, _, tr in plan if not tr])
+    # Written last: its presence means the set is complete.
+    meta.write_text(json.dumps({"digest": cfg.digest(), "params": asdict(cfg), "classes": list(classes)}, indent=2))
+    return root

@@ -1,0 +1,157 @@
+"""One LightningModule for every architecture: loss, optimiser, metrics, clip -> video averaging.
+
+Accuracy is reported at two levels, so it is always clear what a number means:
+- clip level (``*/acc_top1``): one prediction per sampled clip;
+- video level (``*/video_acc_top1``, ``*/video_acc_top5``, ``*/video_mean_class_acc``): the softmax
+  scores of every clip of a video averaged, one prediction per video (the paper's test protocol
+  averages predictions over the whole video).
+Video scores are summed per ``video_index`` and gathered across processes before the metric, and
+each video counts once whatever the number of clips or processes.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchmetrics.classification import MulticlassAccuracy
+from torchmetrics.functional.classification import multiclass_accuracy
+
+
+def video_level_scores(video_index: torch.Tensor, scores: torch.Tensor, labels: torch.Tensor, num_videos: int | None = None):
+    """Average clip scores per video.
+
+    Args:
+        video_index: ``(M,)`` video of each clip.
+        scores: ``(M, C)`` clip scores (softmax probabilities).
+        labels: ``(M,)`` label of each clip.
+        num_videos: size of the output (default: max index + 1).
+
+    Returns:
+        ``(scores (V, C), labels (V,), seen (V,) bool)`` for the videos that had at least one clip.
+    """
+    n = int(num_videos if num_videos is not None else video_index.max().item() + 1)
+    summed = torch.zeros(n, scores.shape[1], dtype=scores.dtype, device=scores.device).index_add_(0, video_index, scores)
+    count = torch.zeros(n, dtype=scores.dtype, device=scores.device).index_add_(0, video_index, torch.ones_like(video_index, dtype=scores.dtype))
+    vlabels = torch.full((n,), -1, dtype=torch.long, device=scores.device).index_copy_(0, video_index, labels)
+    seen = count > 0
+    return summed[seen] / count[seen, None], vlabels[seen], seen
+
+
+def video_metrics(scores: torch.Tensor, labels: torch.Tensor, num_classes: int) -> dict[str, float]:
+    """Top-1, top-5 and mean class accuracy of video-level scores."""
+    k5 = min(5, num_classes)
+    return {
+        "video_acc_top1": multiclass_accuracy(scores, labels, num_classes, average="micro").item(),
+        f"video_acc_top{k5}": multiclass_accuracy(scores, labels, num_classes, top_k=k5, average="micro").item(),
+        "video_mean_class_acc": multiclass_accuracy(scores, labels, num_classes, average="macro").item(),
+        "num_videos": float(len(labels)),
+    }
+
+
+class VideoClassifier(pl.LightningModule):
+    """Trains any ``nn.Module`` that maps a batch's input to logits ``(N, num_classes)``.
+
+    Args:
+        net: the architecture (``model.net``).
+        num_classes: number of classes.
+        modality: the batch key the net reads (``rgb``; ``flow`` with the flow issue).
+        optimizer: partial of a ``torch.optim`` class (Hydra ``_partial_: true``), called with the params.
+        scheduler: partial of a scheduler, or None.
+        scheduler_monitor: metric a plateau scheduler watches (paper: validation loss).
+    """
+
+    def __init__(
+        self,
+        net: nn.Module,
+        num_classes: int,
+        modality: str,
+        optimizer: Callable[..., torch.optim.Optimizer],
+        scheduler: Callable[..., Any] | None = None,
+        scheduler_monitor: str = "val/loss",
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters(ignore=["net", "optimizer", "scheduler"], logger=False)
+        self.net = net
+        self.num_classes = num_classes
+        self.modality = modality
+        self.optimizer_factory = optimizer
+        self.scheduler_factory = scheduler
+        self.scheduler_monitor = scheduler_monitor
+        self.train_acc = MulticlassAccuracy(num_classes, average="micro")
+        self.val_acc = MulticlassAccuracy(num_classes, average="micro")
+        self._eval_outputs: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
+        self.skipped_videos = 0
+        self.final_metrics: dict[str, dict[str, float]] = {}
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.net(batch[self.modality])
+
+    # --- training ---------------------------------------------------------------------------------
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        logits = self(batch)
+        loss = F.cross_entropy(logits, batch["label"])
+        self.train_acc(logits, batch["label"])
+        n = batch["label"].shape[0]
+        self.log("train/loss", loss, prog_bar=True, batch_size=n)
+        self.log("train/acc_top1", self.train_acc, prog_bar=True, on_step=False, on_epoch=True, batch_size=n)
+        if "skipped" in batch:
+            self.log("train/skipped_videos", batch["skipped"].sum().float(), on_step=False, on_epoch=True, reduce_fx="sum", batch_size=n)
+        return loss
+
+    # --- evaluation -------------------------------------------------------------------------------
+
+    def _eval_step(self, batch: dict[str, torch.Tensor], stage: str) -> None:
+        logits = self(batch)
+        n = batch["label"].shape[0]
+        self.log(f"{stage}/loss", F.cross_entropy(logits, batch["label"]), batch_size=n, sync_dist=True)
+        if stage == "val":
+            self.val_acc(logits, batch["label"])
+            self.log("val/acc_top1", self.val_acc, batch_size=n)
+        self._eval_outputs.append((batch["video_index"], logits.float().softmax(-1), batch["label"]))
+
+    def _eval_epoch_end(self, stage: str) -> None:
+        if not self._eval_outputs:
+            return
+        idx, scores, labels = (torch.cat(x) for x in zip(*self._eval_outputs))
+        self._eval_outputs.clear()
+        if self.trainer.world_size > 1:  # every process's clips, each video summed once below
+            idx, scores, labels = (self.all_gather(t).flatten(0, 1) for t in (idx, scores, labels))
+        vscores, vlabels, _ = video_level_scores(idx, scores, labels)
+        metrics = video_metrics(vscores, vlabels, self.num_classes)
+        self.final_metrics[stage] = metrics
+        for k, v in metrics.items():
+            self.log(f"{stage}/{k}", v, prog_bar=k == "video_acc_top1", rank_zero_only=True)
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        self._eval_step(batch, "val")
+
+    def on_validation_epoch_end(self) -> None:
+        self._eval_epoch_end("val")
+
+    def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        self._eval_step(batch, "test")
+
+    def on_test_epoch_end(self) -> None:
+        self._eval_epoch_end("test")
+
+    # --- optimisation -----------------------------------------------------------------------------
+
+    def configure_optimizers(self):
+        params = [p for p in self.parameters() if p.requires_grad]
+        optimizer = self.optimizer_factory(params=params)
+        if self.scheduler_factory is None:
+            return optimizer
+        kwargs = {"optimizer": optimizer}
+        if "total_steps" in inspect.signature(getattr(self.scheduler_factory, "func", self.scheduler_factory)).parameters:
+            kwargs["total_steps"] = int(self.trainer.estimated_stepping_batches)
+        scheduler = self.scheduler_factory(**kwargs)
+        if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "monitor": self.scheduler_monitor}}
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

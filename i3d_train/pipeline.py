@@ -1,0 +1,143 @@
+"""``train(cfg)``: instantiate data, model, callbacks and loggers from the config, fit, test, report.
+
+``train.py`` is a thin Hydra entry point around this; tests compose the same config and call it
+in-process.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import hydra
+import pytorch_lightning as pl
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from i3d_train.data.ucf101 import DatasetFormatError
+
+log = logging.getLogger(__name__)
+
+
+class ConfigError(RuntimeError):
+    """A user-facing problem with the config or the data, reported as one line."""
+
+
+def _instantiate_dict(cfg: DictConfig | None) -> list[Any]:
+    out: list[Any] = []
+    for _, c in (cfg or {}).items():
+        if isinstance(c, DictConfig) and "_target_" in c:
+            out.append(hydra.utils.instantiate(c))
+    return out
+
+
+def _wandb_offline_unless_logged_in() -> None:
+    """W&B must never block on a login prompt or the network: without credentials, log offline."""
+    if os.environ.get("WANDB_MODE") or os.environ.get("WANDB_API_KEY"):
+        return
+    if (Path.home() / ".netrc").is_file() and "api.wandb.ai" in (Path.home() / ".netrc").read_text(errors="ignore"):
+        return
+    os.environ["WANDB_MODE"] = "offline"
+    log.info("W&B: no API key found, logging offline (upload later with `wandb sync`)")
+
+
+def count_parameters(module: torch.nn.Module) -> tuple[int, int]:
+    """(total, trainable) parameter counts."""
+    total = sum(p.numel() for p in module.parameters())
+    trainable = sum(p.numel() for p in module.parameters() if p.requires_grad)
+    return total, trainable
+
+
+def _summary(metrics: dict[str, Any]) -> str:
+    lines = ["", "=" * 64, f"  {metrics['model']} on {metrics['data']} (split {metrics['split']}), protocol {metrics['protocol']}"]
+    for stage in ("val", "test"):
+        m = metrics.get(stage) or {}
+        if m:
+            lines.append(
+                f"  {stage:<4} video-level top-1 {100 * m['video_acc_top1']:6.2f}%   "
+                f"top-5 {100 * m.get('video_acc_top5', float('nan')):6.2f}%   "
+                f"mean class {100 * m['video_mean_class_acc']:6.2f}%   ({int(m['num_videos'])} videos)"
+            )
+    lines += [
+        f"  parameters {metrics['params_total']:,} ({metrics['params_trainable']:,} trainable)",
+        f"  run time {metrics['run_time_s']:.0f} s   best checkpoint {metrics['best_ckpt']}",
+        f"  metrics: {metrics['output_dir']}/metrics.json",
+        "=" * 64,
+    ]
+    return "\n".join(lines)
+
+
+def train(cfg: DictConfig) -> dict[str, Any]:
+    """Fit, then test the best checkpoint; write ``metrics.json`` into ``cfg.paths.output_dir``.
+
+    Returns the metrics dict that was written.
+    """
+    start = time.time()
+    out_dir = Path(cfg.paths.output_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    pl.seed_everything(cfg.seed, workers=True)
+
+    if "wandb" in (cfg.get("logger") or {}):
+        _wandb_offline_unless_logged_in()
+
+    log.info("data: %s at %s", cfg.data.name, cfg.data.root)
+    datamodule: pl.LightningDataModule = hydra.utils.instantiate(cfg.data, _convert_="object")
+    try:
+        datamodule.prepare_data()
+        datamodule.setup("fit")
+    except DatasetFormatError as e:
+        raise ConfigError(str(e)) from None
+
+    net = hydra.utils.instantiate(cfg.model.net)
+    module: pl.LightningModule = hydra.utils.instantiate(cfg.module, net=net)
+    total, trainable = count_parameters(module.net)
+    log.info("model: %s, %s parameters (%s trainable)", cfg.model.name, f"{total:,}", f"{trainable:,}")
+
+    callbacks = _instantiate_dict(cfg.get("callbacks"))
+    loggers = _instantiate_dict(cfg.get("logger"))
+    trainer: pl.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    for lg in loggers:
+        lg.log_hyperparams({"cfg": OmegaConf.to_container(cfg, resolve=True), "params_total": total, "params_trainable": trainable})
+
+    trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    val = dict(module.final_metrics.get("val", {}))
+
+    ckpt_cb = trainer.checkpoint_callback
+    best = getattr(ckpt_cb, "best_model_path", "") or ""
+    test: dict[str, float] = {}
+    if cfg.get("test"):
+        fast = bool(cfg.trainer.get("fast_dev_run"))
+        trainer.test(module, datamodule=datamodule, ckpt_path=None if fast or not best else best)
+        test = dict(module.final_metrics.get("test", {}))
+
+    metrics = {
+        "model": cfg.model.name,
+        "data": cfg.data.name,
+        "split": int(cfg.data.split),
+        "protocol": cfg.protocol.name,
+        "modality": cfg.model.modality,
+        "val": val,
+        "test": test,
+        "best_ckpt": best,
+        "last_ckpt": str(out_dir / "checkpoints" / "last.ckpt") if best else "",
+        "params_total": total,
+        "params_trainable": trainable,
+        "epochs": trainer.current_epoch,
+        "run_time_s": round(time.time() - start, 1),
+        "output_dir": str(out_dir),
+        "skipped_videos": int(trainer.callback_metrics.get("train/skipped_videos", torch.tensor(0)).item()),
+    }
+    if trainer.is_global_zero:
+        (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
+        OmegaConf.save(cfg, out_dir / "config.yaml", resolve=True)
+        print(_summary(metrics))
+    for lg in loggers:
+        if hasattr(lg, "experiment") and hasattr(lg.experiment, "summary"):
+            lg.experiment.summary.update({f"final/{k}": v for k, v in metrics.items() if not isinstance(v, dict)})
+            for stage in ("val", "test"):
+                lg.experiment.summary.update({f"final/{stage}/{k}": v for k, v in metrics[stage].items()})
+    return metrics
