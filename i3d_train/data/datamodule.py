@@ -71,6 +71,8 @@ class VideoDataModule(pl.LightningDataModule):
         batch_size: clips per batch (per process).
         num_workers: DataLoader workers.
         test_clips: uniform clips per video at test time.
+        flip: random left-right flips in training (paper: yes; off for data whose classes are
+            mirror images of each other, like the synthetic set's left/right motions).
         synthetic: parameters of the synthetic set (``name=synthetic`` only).
     """
 
@@ -86,6 +88,7 @@ class VideoDataModule(pl.LightningDataModule):
         batch_size: int,
         num_workers: int,
         test_clips: int,
+        flip: bool = True,
         synthetic: dict[str, Any] | None = None,
         pin_memory: bool = False,
     ) -> None:
@@ -99,6 +102,7 @@ class VideoDataModule(pl.LightningDataModule):
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.test_clips = test_clips
+        self.flip = flip
         self.synthetic = SyntheticConfig(**(synthetic or {})) if name == "synthetic" else None
         self.pin_memory = pin_memory
         self.lists: SplitLists | None = None
@@ -133,7 +137,7 @@ class VideoDataModule(pl.LightningDataModule):
             fps=c.fps,
             frame_stride=c.frame_stride,
             sampler=sampler,
-            transform=ClipTransform(self.short_side, c.crop_size, train=train),
+            transform=ClipTransform(self.short_side, c.crop_size, train=train, flip=self.flip),
         )
 
     def setup(self, stage: str | None = None) -> None:

@@ -1,10 +1,11 @@
 """A built-in synthetic motion dataset in the UCF-101 layout, generated on first use.
 
-Each video shows a textured object on a textured background with a few distractor objects that wander
-at random. The class is *only* the object's motion: translation right/left/up/down, rotation
-clockwise/counter-clockwise, zooming in/out. Shapes, colours, textures, sizes, speeds and positions are
-drawn per video, so a single frame says nothing about the class: a model has to see motion, which is
-exactly the question the paper asks of its architectures.
+Each video shows a textured scene seen by a moving camera, with a few distractor objects that wander
+at random over it. The class is *only* the motion: the scene moves right/left/up/down, turns
+clockwise/counter-clockwise, or zooms in/out. Scene texture and colours, objects, speeds and starting
+poses are drawn per video, so a single frame says nothing about the class: a model has to see motion,
+which is exactly the question the paper asks of its architectures. (Horizontal flipping turns
+"right" into "left" and "clockwise" into "counter-clockwise": this set is trained without flips.)
 
 Files are real H.264 ``.mp4`` written with PyAV, with ``classInd.txt``, ``trainlist01.txt`` and
 ``testlist01.txt`` in UCF-101's format (CRLF), so the synthetic set runs through the same parser, reader
@@ -157,62 +158,100 @@ def _draw(frame: np.ndarray, sp: _Sprite, t: int) -> None:
     region[m] = sp.texture[vi, ui][m]
 
 
+def _periodic_texture(rng: np.random.Generator, size: int) -> np.ndarray:
+    """A tileable coloured texture ``(size, size, 3)`` in [0, 255]: band-limited noise at two scales
+    mixed with a random pattern, so motion is visible everywhere and at every speed."""
+    f = np.fft.fftfreq(size)
+    r = np.sqrt(f[:, None] ** 2 + f[None, :] ** 2)
+    layers = []
+    for cutoff in (rng.uniform(0.02, 0.04), rng.uniform(0.08, 0.15)):
+        spec = np.fft.fft2(rng.standard_normal((size, size))) * np.exp(-((r / cutoff) ** 2))
+        layer = np.real(np.fft.ifft2(spec))
+        layers.append((layer - layer.mean()) / (layer.std() + 1e-8))
+    pattern = 1 / (1 + np.exp(-(layers[0] + 0.7 * layers[1]) * rng.uniform(1.0, 2.5)))
+    palette = rng.uniform(0, 255, (3, 3))
+    t = pattern[..., None]
+    # Two-segment colour ramp through three random colours.
+    return np.where(t < 0.5, palette[0] + (palette[1] - palette[0]) * 2 * t, palette[1] + (palette[2] - palette[1]) * (2 * t - 1))
+
+
+def _sample_periodic(tex: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Bilinear sample of a tileable texture at float coordinates (wrapping)."""
+    n = tex.shape[0]
+    u0, v0 = np.floor(u).astype(int), np.floor(v).astype(int)
+    fu, fv = (u - u0)[..., None], (v - v0)[..., None]
+    u0, v0 = u0 % n, v0 % n
+    u1, v1 = (u0 + 1) % n, (v0 + 1) % n
+    top = tex[v0, u0] * (1 - fu) + tex[v0, u1] * fu
+    bottom = tex[v1, u0] * (1 - fu) + tex[v1, u1] * fu
+    return top * (1 - fv) + bottom * fv
+
+
 def render_video(cfg: SyntheticConfig, label: int, video_seed: int) -> np.ndarray:
-    """Frames ``uint8 (T, H, W, 3)`` of one video of class ``label``, deterministic from ``video_seed``."""
+    """Frames ``uint8 (T, H, W, 3)`` of one video of class ``label``, deterministic from ``video_seed``.
+
+    The class is the motion of the camera over a textured scene: a pan (right, left, up, down), a roll
+    (clockwise, counter-clockwise) or a zoom (in, out), with its speed, the scene and the distractor
+    objects drawn per video.
+    """
     rng = np.random.default_rng([cfg.seed, video_seed])
     T, H, W = cfg.num_frames, cfg.height, cfg.width
-    t = np.arange(T, dtype=np.float64) - (T - 1) / 2  # centred time, so paths are centred in the frame
-    background = _texture(rng, H, W) * 0.7 + 0.3 * _smooth_noise(rng, H, W, 6)[..., None] * 255
-
-    # The actor: its motion is the class.
-    size = int(rng.integers(40, 60))
-    cx0 = W / 2 + rng.uniform(-0.12, 0.12) * W
-    cy0 = H / 2 + rng.uniform(-0.12, 0.12) * H
+    t = np.arange(T, dtype=np.float64) - (T - 1) / 2  # centred time
+    scene = _periodic_texture(rng, 256)
+    unit = min(H, W) / 128  # speeds are given for a 128-pixel short side
+    pan = rng.uniform(1.5, 2.5) * unit  # px / frame
+    roll = math.radians(rng.uniform(2.0, 3.5))  # rad / frame
+    zoom = rng.uniform(0.02, 0.03)  # log-scale / frame
+    ox, oy = rng.uniform(0, 256, 2)
     angle0 = rng.uniform(0, 2 * math.pi)
-    scale0 = rng.uniform(0.85, 1.1)
-    speed = rng.uniform(1.2, 2.0)  # px / frame
-    spin = math.radians(rng.uniform(3.5, 6.0))  # rad / frame
-    zoom = rng.uniform(0.012, 0.018)  # log-scale / frame
-    cx, cy = np.full(T, cx0), np.full(T, cy0)
+    scale0 = rng.uniform(0.8, 1.25) * unit
+    sx, sy = np.zeros(T), np.zeros(T)  # displacement of the content in the frame, px
     angle, scale = np.full(T, angle0), np.full(T, scale0)
     name = CLASSES[label]
     if name == "MoveRight":
-        cx = cx0 + speed * t
+        sx = pan * t
     elif name == "MoveLeft":
-        cx = cx0 - speed * t
-    elif name == "MoveUp":
-        cy = cy0 - speed * t
+        sx = -pan * t
+    elif name == "MoveUp":  # image y points down
+        sy = -pan * t
     elif name == "MoveDown":
-        cy = cy0 + speed * t
-    elif name == "RotateClockwise":  # image y points down: a positive angle turns clockwise on screen
-        angle = angle0 + spin * t
+        sy = pan * t
+    elif name == "RotateClockwise":  # with y down, a growing angle turns content clockwise on screen
+        angle = angle0 - roll * t
     elif name == "RotateCounterClockwise":
-        angle = angle0 - spin * t
-    elif name == "ZoomIn":
+        angle = angle0 + roll * t
+    elif name == "ZoomIn":  # content grows
         scale = scale0 * np.exp(zoom * t)
     elif name == "ZoomOut":
         scale = scale0 * np.exp(-zoom * t)
-    sprites = [_Sprite(_texture(rng, size, size), _shape_mask(rng, size), cx, cy, angle, scale)]
 
-    # Distractors: smaller objects on random walks, independent of the class.
+    # Distractors: objects on random walks, independent of the class, drawn over the scene.
+    sprites = []
     for _ in range(int(rng.integers(2, 5))):
-        ds = int(rng.integers(12, 22))
-        steps = rng.normal(0, 1.0, (T, 2)).cumsum(axis=0)
-        sprites.insert(
-            0 if rng.random() < 0.5 else len(sprites),
+        ds = int(rng.integers(16, 30) * unit)
+        steps = rng.normal(0, 0.8 * unit, (T, 2)).cumsum(axis=0)
+        spin = rng.normal(0, 0.05)
+        sprites.append(
             _Sprite(
                 _texture(rng, ds, ds),
                 _shape_mask(rng, ds),
                 rng.uniform(0, W) + steps[:, 0],
                 rng.uniform(0, H) + steps[:, 1],
-                np.full(T, rng.uniform(0, 2 * math.pi)),
+                rng.uniform(0, 2 * math.pi) + spin * np.arange(T),
                 np.ones(T),
-            ),
+            )
         )
 
+    yy, xx = np.mgrid[0:H, 0:W].astype(np.float64)
+    dx, dy = xx - (W - 1) / 2, yy - (H - 1) / 2
     frames = np.empty((T, H, W, 3), dtype=np.uint8)
     for i in range(T):
-        frame = background.copy()
+        ca, sa = math.cos(angle[i]), math.sin(angle[i])
+        # Frame pixel -> scene coordinates: undo the pan (in frame axes), then the roll and zoom.
+        px, py = dx - sx[i], dy - sy[i]
+        u = (ca * px + sa * py) / scale[i] + ox
+        v = (-sa * px + ca * py) / scale[i] + oy
+        frame = _sample_periodic(scene, u, v)
         for sp in sprites:
             _draw(frame, sp, i)
         frames[i] = np.clip(frame, 0, 255).astype(np.uint8)
@@ -223,6 +262,22 @@ def render_video(cfg: SyntheticConfig, label: int, video_seed: int) -> np.ndarra
 # Writing
 
 
+def rgb_to_yuv420p(frame: np.ndarray) -> np.ndarray:
+    """RGB ``(H, W, 3)`` -> planar YUV 4:2:0 ``(H * 3 // 2, W)``, BT.601 limited range (what decoders
+    assume for untagged H.264). Done here rather than by swscale, whose threaded conversion made the
+    encoded bytes vary from run to run."""
+    f = frame.astype(np.float32)
+    r, g, b = f[..., 0], f[..., 1], f[..., 2]
+    y = 16 + 0.257 * r + 0.504 * g + 0.098 * b
+    u = 128 - 0.148 * r - 0.291 * g + 0.439 * b
+    v = 128 + 0.439 * r - 0.368 * g - 0.071 * b
+    h, w = y.shape
+    u = u.reshape(h // 2, 2, w // 2, 2).mean(axis=(1, 3))
+    v = v.reshape(h // 2, 2, w // 2, 2).mean(axis=(1, 3))
+    planes = np.concatenate([y.ravel(), u.ravel(), v.ravel()])
+    return np.clip(np.rint(planes), 0, 255).astype(np.uint8).reshape(h * 3 // 2, w)
+
+
 def write_video(path: Path, frames: np.ndarray, fps: int, crf: int = 18, gop: int = 12) -> None:
     """Write ``uint8 (T, H, W, 3)`` frames as H.264 (yuv420p) with PyAV; atomically (temp file + rename)."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -231,9 +286,10 @@ def write_video(path: Path, frames: np.ndarray, fps: int, crf: int = 18, gop: in
         stream = container.add_stream("libx264", rate=fps)
         stream.width, stream.height = frames.shape[2], frames.shape[1]
         stream.pix_fmt = "yuv420p"
+        stream.codec_context.thread_count = 1
         stream.options = {"crf": str(crf), "preset": "veryfast", "g": str(gop), "threads": "1"}
         for f in frames:
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(f, format="rgb24")))
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(rgb_to_yuv420p(f), format="yuv420p")))
         container.mux(stream.encode())
     tmp.replace(path)
 

@@ -1,0 +1,65 @@
+"""Shared fixtures: tiny videos made by the tests, tiny dataset trees, and the composed config."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig, open_dict
+
+from i3d_train.data.synthetic import write_video
+
+CONF_DIR = str(Path(__file__).resolve().parents[1] / "conf")
+BITS = 8
+STRIPE = 16
+
+
+def index_frames(n: int, height: int = 64) -> np.ndarray:
+    """Frames whose content encodes their index: 8 stripes, white where the index's bit is 1."""
+    frames = np.zeros((n, height, BITS * STRIPE, 3), dtype=np.uint8)
+    for i in range(n):
+        for b in range(BITS):
+            if (i >> b) & 1:
+                frames[i, :, b * STRIPE : (b + 1) * STRIPE] = 255
+    return frames
+
+
+def decode_index(frame: np.ndarray) -> int:
+    """Inverse of :func:`index_frames` for one decoded frame ``(H, W, 3)``."""
+    value = 0
+    for b in range(BITS):
+        stripe = frame[:, b * STRIPE + 4 : (b + 1) * STRIPE - 4]
+        if stripe.mean() > 127:
+            value |= 1 << b
+    return value
+
+
+@pytest.fixture
+def index_video(tmp_path: Path):
+    """Factory: an H.264 file of ``n`` index-encoded frames at ``fps`` with a keyframe every ``gop``."""
+
+    def make(n: int = 100, fps: int = 25, gop: int = 10, name: str = "index.mp4") -> Path:
+        path = tmp_path / name
+        write_video(path, index_frames(n), fps, crf=10, gop=gop)
+        return path
+
+    return make
+
+
+def compose_train(tmp_path: Path, overrides: list[str] | None = None) -> DictConfig:
+    """The real ``conf/train.yaml``, shrunk for CPU tests: the tiny synthetic set under ``tmp_path``."""
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        cfg = compose(
+            "train",
+            overrides=[
+                "debug=tiny",
+                f"paths.root_dir={tmp_path}",
+                "callbacks.progress_bar.refresh_rate=0",
+                *(overrides or []),
+            ],
+        )
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(tmp_path / "run")
+    return cfg

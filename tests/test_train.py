@@ -1,0 +1,82 @@
+"""train(cfg) end to end on the tiny synthetic set, the W&B logger offline, and one-line data errors."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from i3d_train.pipeline import ConfigError, train
+from tests.conftest import compose_train
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.slow
+def test_fast_dev_run(tmp_path):
+    cfg = compose_train(tmp_path, ["debug=fdr"])
+    # debug=fdr replaces debug=tiny: keep the tiny data
+    cfg_tiny = compose_train(tmp_path)
+    cfg.data = cfg_tiny.data
+    metrics = train(cfg)
+    assert metrics["params_total"] > 12_000_000
+    assert set(metrics["val"]) >= {"video_acc_top1", "video_acc_top5", "video_mean_class_acc"}
+    assert metrics["test"]["num_videos"] == 4.0  # fast_dev_run: one batch of 4 clips, 2 clips per video
+    written = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert written["val"] == metrics["val"]
+
+
+@pytest.mark.slow
+def test_one_epoch_writes_checkpoints_and_metrics(tmp_path):
+    cfg = compose_train(tmp_path)
+    metrics = train(cfg)
+    run = tmp_path / "run"
+    assert (run / "checkpoints" / "last.ckpt").is_file()
+    assert Path(metrics["best_ckpt"]).is_file()
+    assert metrics["val"]["num_videos"] == 8.0 and metrics["test"]["num_videos"] == 8.0
+    assert 0.0 <= metrics["test"]["video_acc_top1"] <= 1.0
+    assert (run / "csv" / "metrics.csv").read_text().count("val/video_acc_top1") == 1
+    assert (run / "config.yaml").is_file()
+
+
+@pytest.mark.slow
+def test_wandb_offline_writes_run_files(tmp_path, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path))
+    cfg = compose_train(tmp_path, ["logger=wandb", "debug=fdr"])
+    cfg.data = compose_train(tmp_path).data
+    train(cfg)
+    import wandb
+
+    wandb.finish()
+    runs = list((tmp_path / "run" / "wandb").glob("offline-run-*"))
+    assert len(runs) == 1
+    assert list(runs[0].glob("run-*.wandb"))  # the binary log that `wandb sync` uploads
+
+
+def test_missing_root_is_a_config_error(tmp_path):
+    cfg = compose_train(tmp_path, ["data=ucf101", f"data.root={tmp_path / 'nowhere'}"])
+    with pytest.raises(ConfigError, match=r"nowhere does not exist \(expected <root>/ucfTrainTestlist"):
+        train(cfg)
+
+
+def test_cli_prints_one_line_error_for_bad_root(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    bad = tmp_path / "ucf"
+    bad.mkdir()
+    (bad / "README").write_text("not a dataset")
+    proc = subprocess.run(
+        [sys.executable, "train.py", "data=ucf101", f"data.root={bad}", f"paths.root_dir={tmp_path}"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 2
+    err = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert err[-1].startswith("error: ") and "no classInd.txt" in err[-1] and str(bad) in err[-1]
+    assert "Traceback" not in proc.stderr
