@@ -23,7 +23,9 @@ from torchmetrics.classification import MulticlassAccuracy
 from torchmetrics.functional.classification import multiclass_accuracy
 
 
-def video_level_scores(video_index: torch.Tensor, scores: torch.Tensor, labels: torch.Tensor, num_videos: int | None = None):
+def video_level_scores(
+    video_index: torch.Tensor, scores: torch.Tensor, labels: torch.Tensor, num_videos: int | None = None
+):
     """Average clip scores per video.
 
     Args:
@@ -36,8 +38,12 @@ def video_level_scores(video_index: torch.Tensor, scores: torch.Tensor, labels: 
         ``(scores (V, C), labels (V,), seen (V,) bool)`` for the videos that had at least one clip.
     """
     n = int(num_videos if num_videos is not None else video_index.max().item() + 1)
-    summed = torch.zeros(n, scores.shape[1], dtype=scores.dtype, device=scores.device).index_add_(0, video_index, scores)
-    count = torch.zeros(n, dtype=scores.dtype, device=scores.device).index_add_(0, video_index, torch.ones_like(video_index, dtype=scores.dtype))
+    summed = torch.zeros(n, scores.shape[1], dtype=scores.dtype, device=scores.device).index_add_(
+        0, video_index, scores
+    )
+    count = torch.zeros(n, dtype=scores.dtype, device=scores.device).index_add_(
+        0, video_index, torch.ones_like(video_index, dtype=scores.dtype)
+    )
     vlabels = torch.full((n,), -1, dtype=torch.long, device=scores.device).index_copy_(0, video_index, labels)
     seen = count > 0
     return summed[seen] / count[seen, None], vlabels[seen], seen
@@ -102,7 +108,14 @@ class VideoClassifier(pl.LightningModule):
         self.log("train/loss", loss, prog_bar=True, batch_size=n)
         self.log("train/acc_top1", self.train_acc, prog_bar=True, on_step=False, on_epoch=True, batch_size=n)
         if "skipped" in batch:
-            self.log("train/skipped_videos", batch["skipped"].sum().float(), on_step=False, on_epoch=True, reduce_fx="sum", batch_size=n)
+            self.log(
+                "train/skipped_videos",
+                batch["skipped"].sum().float(),
+                on_step=False,
+                on_epoch=True,
+                reduce_fx="sum",
+                batch_size=n,
+            )
         return loss
 
     # --- evaluation -------------------------------------------------------------------------------
@@ -119,7 +132,7 @@ class VideoClassifier(pl.LightningModule):
     def _eval_epoch_end(self, stage: str) -> None:
         if not self._eval_outputs:
             return
-        idx, scores, labels = (torch.cat(x) for x in zip(*self._eval_outputs))
+        idx, scores, labels = (torch.cat(x) for x in zip(*self._eval_outputs, strict=True))
         self._eval_outputs.clear()
         if self.trainer.world_size > 1:  # every process's clips, each video summed once below
             idx, scores, labels = (self.all_gather(t).flatten(0, 1) for t in (idx, scores, labels))
@@ -149,7 +162,10 @@ class VideoClassifier(pl.LightningModule):
         if self.scheduler_factory is None:
             return optimizer
         kwargs = {"optimizer": optimizer}
-        if "total_steps" in inspect.signature(getattr(self.scheduler_factory, "func", self.scheduler_factory)).parameters:
+        if (
+            "total_steps"
+            in inspect.signature(getattr(self.scheduler_factory, "func", self.scheduler_factory)).parameters
+        ):
             kwargs["total_steps"] = int(self.trainer.estimated_stepping_batches)
         scheduler = self.scheduler_factory(**kwargs)
         if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):

@@ -12,7 +12,9 @@ import math
 import torch
 
 
-def warmup_cosine(optimizer: torch.optim.Optimizer, total_steps: int, warmup_fraction: float = 0.1) -> torch.optim.lr_scheduler.LambdaLR:
+def warmup_cosine(
+    optimizer: torch.optim.Optimizer, total_steps: int, warmup_fraction: float = 0.1
+) -> torch.optim.lr_scheduler.LambdaLR:
     """Linear warm-up over ``warmup_fraction`` of ``total_steps``, then cosine decay to 0."""
     warmup = max(1, int(total_steps * warmup_fraction))
     total = max(total_steps, warmup + 1)

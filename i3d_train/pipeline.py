@@ -53,7 +53,11 @@ def count_parameters(module: torch.nn.Module) -> tuple[int, int]:
 
 
 def _summary(metrics: dict[str, Any]) -> str:
-    lines = ["", "=" * 64, f"  {metrics['model']} on {metrics['data']} (split {metrics['split']}), protocol {metrics['protocol']}"]
+    lines = [
+        "",
+        "=" * 64,
+        f"  {metrics['model']} on {metrics['data']} (split {metrics['split']}), protocol {metrics['protocol']}",
+    ]
     for stage in ("val", "test"):
         m = metrics.get(stage) or {}
         if m:
@@ -101,7 +105,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     loggers = _instantiate_dict(cfg.get("logger"))
     trainer: pl.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     for lg in loggers:
-        lg.log_hyperparams({"cfg": OmegaConf.to_container(cfg, resolve=True), "params_total": total, "params_trainable": trainable})
+        lg.log_hyperparams(
+            {"cfg": OmegaConf.to_container(cfg, resolve=True), "params_total": total, "params_trainable": trainable}
+        )
 
     trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
     val = dict(module.final_metrics.get("val", {}))

@@ -37,7 +37,7 @@ def same_padding(size: tuple[int, ...], kernel: tuple[int, ...], stride: tuple[i
         ``[w_before, w_after, h_before, h_after, t_before, t_after]`` (F.pad order: last dim first).
     """
     pads: list[int] = []
-    for n, k, s in reversed(list(zip(size, kernel, stride))):
+    for n, k, s in reversed(list(zip(size, kernel, stride, strict=True))):
         out = math.ceil(n / s)
         total = max((out - 1) * s + k - n, 0)
         pads += [total // 2, total - total // 2]
@@ -106,7 +106,9 @@ class InceptionBlock3d(nn.Module):
     Branch_3: 3x3x3 max pool (stride 1, SAME) -> 1x1x1. Outputs concatenated in that order.
     """
 
-    def __init__(self, in_channels: int, c0: int, c1a: int, c1b: int, c2a: int, c2b: int, c3: int, bn_momentum: float = 0.1) -> None:
+    def __init__(
+        self, in_channels: int, c0: int, c1a: int, c1b: int, c2a: int, c2b: int, c3: int, bn_momentum: float = 0.1
+    ) -> None:
         super().__init__()
         m = bn_momentum
         self.b0 = Unit3D(in_channels, c0, 1, bn_momentum=m)
@@ -119,6 +121,4 @@ class InceptionBlock3d(nn.Module):
         self.out_channels = c0 + c1b + c2b + c3
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.cat(
-            [self.b0(x), self.b1b(self.b1a(x)), self.b2b(self.b2a(x)), self.b3b(self.b3a(x))], dim=1
-        )
+        return torch.cat([self.b0(x), self.b1b(self.b1a(x)), self.b2b(self.b2a(x)), self.b3b(self.b3a(x))], dim=1)
