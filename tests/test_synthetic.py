@@ -19,6 +19,7 @@ def test_render_is_deterministic_and_seed_dependent():
 
 
 def test_generated_files_are_deterministic(tmp_path):
+    """Same seed, same bytes, whether generated in one process or in parallel workers."""
     generate(tmp_path / "a", TINY, workers=1)
     generate(tmp_path / "b", TINY, workers=2)
     s = parse_ucf101(tmp_path / "a", 1)
@@ -26,6 +27,7 @@ def test_generated_files_are_deterministic(tmp_path):
         other = tmp_path / "b" / item.path.relative_to(tmp_path / "a")
         n = probe(item.path).num_frames
         assert n == 10
+        assert item.path.read_bytes() == other.read_bytes()
         assert np.array_equal(read_frames(item.path, range(n)), read_frames(other, range(n)))
 
 

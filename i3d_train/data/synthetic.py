@@ -20,6 +20,7 @@ import json
 import logging
 import math
 import shutil
+from fractions import Fraction
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -280,6 +281,20 @@ def rgb_to_yuv420p(frame: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(planes), 0, 255).astype(np.uint8).reshape(h * 3 // 2, w)
 
 
+def _yuv_frame(frame: np.ndarray) -> av.VideoFrame:
+    """A yuv420p ``av.VideoFrame`` whose line padding is zeroed too: the encoder reads past the
+    visible width, and uninitialised padding made the encoded bytes vary from run to run."""
+    h, w = frame.shape[:2]
+    yuv = rgb_to_yuv420p(frame)
+    planes = (yuv[:h], yuv[h : h + h // 4].reshape(h // 2, w // 2), yuv[h + h // 4 :].reshape(h // 2, w // 2))
+    out = av.VideoFrame(w, h, "yuv420p")
+    for plane, data in zip(out.planes, planes, strict=True):
+        padded = np.zeros((data.shape[0], plane.line_size), dtype=np.uint8)
+        padded[:, : data.shape[1]] = data
+        plane.update(padded.tobytes())
+    return out
+
+
 def write_video(path: Path, frames: np.ndarray, fps: int, crf: int = 18, gop: int = 12) -> None:
     """Write ``uint8 (T, H, W, 3)`` frames as H.264 (yuv420p) with PyAV; atomically (temp file + rename)."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -289,9 +304,19 @@ def write_video(path: Path, frames: np.ndarray, fps: int, crf: int = 18, gop: in
         stream.width, stream.height = frames.shape[2], frames.shape[1]
         stream.pix_fmt = "yuv420p"
         stream.codec_context.thread_count = 1
-        stream.options = {"crf": str(crf), "preset": "veryfast", "g": str(gop), "threads": "1"}
-        for f in frames:
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(rgb_to_yuv420p(f), format="yuv420p")))
+        # Bit-exact output needs one thread and no macroblock-tree lookahead (seen varying otherwise).
+        stream.options = {
+            "crf": str(crf),
+            "preset": "veryfast",
+            "g": str(gop),
+            "threads": "1",
+            "x264-params": "mbtree=0:rc-lookahead=0",
+        }
+        for i, f in enumerate(frames):
+            frame = _yuv_frame(f)
+            frame.pts = i
+            frame.time_base = Fraction(1, fps)
+            container.mux(stream.encode(frame))
         container.mux(stream.encode())
     tmp.replace(path)
 
