@@ -22,6 +22,8 @@ from torch import nn
 from torchmetrics.classification import MulticlassAccuracy
 from torchmetrics.functional.classification import multiclass_accuracy
 
+from i3d_train.protocols import keep_frozen_batchnorm_in_eval
+
 
 def video_level_scores(
     video_index: torch.Tensor, scores: torch.Tensor, labels: torch.Tensor, num_videos: int | None = None
@@ -94,6 +96,13 @@ class VideoClassifier(pl.LightningModule):
         self._eval_outputs: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
         self.skipped_videos = 0
         self.final_metrics: dict[str, dict[str, float]] = {}
+
+    def train(self, mode: bool = True) -> VideoClassifier:
+        """Also keeps frozen batch norms (protocol ``fixed``) in eval mode, whenever Lightning switches."""
+        super().train(mode)
+        if mode:
+            keep_frozen_batchnorm_in_eval(self.net)
+        return self
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         return self.net(batch[self.modality])

@@ -19,6 +19,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from i3d_train.data.ucf101 import DatasetFormatError
+from i3d_train.protocols import ProtocolError, apply_protocol
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +98,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         raise ConfigError(str(e)) from None
 
     net = hydra.utils.instantiate(cfg.model.net)
+    try:
+        apply_protocol(net, cfg.protocol.name, cfg.protocol.get("init_weights"))
+    except ProtocolError as e:
+        raise ConfigError(str(e)) from None
     module: pl.LightningModule = hydra.utils.instantiate(cfg.module, net=net)
     total, trainable = count_parameters(module.net)
     log.info("model: %s, %s parameters (%s trainable)", cfg.model.name, f"{total:,}", f"{trainable:,}")
@@ -146,4 +151,5 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             lg.experiment.summary.update({f"final/{k}": v for k, v in metrics.items() if not isinstance(v, dict)})
             for stage in ("val", "test"):
                 lg.experiment.summary.update({f"final/{stage}/{k}": v for k, v in metrics[stage].items()})
+            lg.experiment.finish()  # each run of a multirun gets its own W&B run
     return metrics
