@@ -1,0 +1,95 @@
+"""Optical flow: known motion recovered after storage, quantisation round trip, resumable extraction."""
+
+import json
+
+import numpy as np
+import pytest
+
+from i3d_train.data.synthetic import _smooth_noise, write_video
+from i3d_train.flow.__main__ import main as flow_main
+from i3d_train.flow.extract import ExtractOptions, FlowStore, extract_video, read_flow
+
+SPEED = 2  # px / frame to the right
+
+
+def translating_square(n: int = 10, h: int = 96, w: int = 128, size: int = 36) -> tuple[np.ndarray, list]:
+    """Static textured background, a textured square moving SPEED px/frame right. Returns frames and
+    the square's (top, left) per frame."""
+    rng = np.random.default_rng(0)
+    bg = (_smooth_noise(rng, h, w, 12) * 160 + 40)[..., None].repeat(3, axis=2)
+    tex = (_smooth_noise(rng, size, size, 6) * 200 + 30)[..., None].repeat(3, axis=2)
+    tex[..., 1] = 255 - tex[..., 1]
+    frames, boxes = [], []
+    top, left0 = (h - size) // 2, 20
+    for i in range(n):
+        f = bg.copy()
+        left = left0 + SPEED * i
+        f[top : top + size, left : left + size] = tex
+        frames.append(f.astype(np.uint8))
+        boxes.append((top, left))
+    return np.stack(frames), boxes
+
+
+@pytest.mark.parametrize("method", ["tvl1", "farneback"])
+def test_known_translation_is_recovered_after_storage(tmp_path, method):
+    frames, boxes = translating_square()
+    video = tmp_path / "move.mp4"
+    write_video(video, frames, 25, crf=8)
+    meta = extract_video(video, tmp_path / "flow" / "move", ExtractOptions(method=method, short_side=None))
+    assert meta["flow_frames"] == len(frames) - 1 and meta["method"] == method
+    flow = read_flow(tmp_path / "flow" / "move")
+    assert flow.shape == (len(frames) - 1, 96, 128, 2)
+    inner, bg = [], []
+    for i in range(len(flow)):
+        top, left = boxes[i]
+        # the square's interior (margin 8 px), and background far from it
+        inner.append(flow[i, top + 8 : top + 28, left + 8 : left + 28])
+        bg.append(flow[i, :, :10])
+    inner, bg = np.concatenate(inner), np.concatenate(bg)
+    assert abs(inner[..., 0].mean() - SPEED) < 0.5
+    assert abs(inner[..., 1].mean()) < 0.5
+    assert np.abs(bg).mean() < 0.5
+
+
+def test_storage_round_trip_and_range(tmp_path):
+    from i3d_train.flow.extract import write_flow_folder
+
+    rng = np.random.default_rng(1)
+    fields = np.stack([(_smooth_noise(rng, 64, 80, 4) - 0.5) * 50 for _ in range(6)])  # 6 x 64 x 80
+    smooth = fields.reshape(3, 2, 64, 80).transpose(0, 2, 3, 1)  # 3 flow frames x H x W x (x, y)
+    store = FlowStore()
+    write_flow_folder(tmp_path / "f", smooth, store, {"flow_frames": 3, "bound": 20.0})
+    back = read_flow(tmp_path / "f")
+    clipped = np.clip(smooth, -20, 20)
+    # 8-bit quantisation alone: at most 20/127.5 per value (half a step in fact).
+    assert np.abs(store.dequantize(store.quantize(smooth)) - clipped).max() <= 20 / 127.5
+    # Through JPEG (quality 95, the common choice) on smooth flow: within half a pixel, tiny on average.
+    err = np.abs(back - clipped)
+    assert err.max() < 0.5 and err.mean() < 0.1
+    assert back.min() >= -20 and back.max() <= 20
+    # files and names of the common format
+    assert sorted(p.name for p in (tmp_path / "f").iterdir())[:2] == ["flow_x_00001.jpg", "flow_x_00002.jpg"]
+    assert np.array_equal(store.quantize(np.array([-20.0, 0.0, 20.0, 99.0])), [0, 128, 255, 255])
+
+
+def test_cli_resumes_after_interruption_and_reports_failures(tmp_path, capsys):
+    frames, _ = translating_square(n=6, h=48, w=64, size=16)
+    src = tmp_path / "videos"
+    for name in ("a", "b"):
+        write_video(src / "cls" / f"{name}.mp4", frames, 25)
+    (src / "cls" / "bad.mp4").write_bytes(b"\x00" * 64)
+    dst = tmp_path / "flow"
+    args = ["--src", str(src), "--dst", str(dst), "--method", "farneback", "--short-side", "0", "--workers", "2"]
+    assert flow_main(args) == 1  # bad.mp4 failed, the others done
+    out = capsys.readouterr().out
+    assert "2 done, 0 skipped" in out and "1 failed" in out and "bad.mp4" in out
+    assert json.loads((dst / "cls" / "a" / "meta.json").read_text())["flow_frames"] == 5
+    # Simulate a run killed while writing b: only a temp folder is left, b is not complete.
+    (dst / "cls" / "b").rename(dst / "cls" / "b.tmp")
+    (dst / "cls" / "b.tmp" / "meta.json").unlink()
+    (src / "cls" / "bad.mp4").unlink()
+    assert flow_main(args) == 0
+    out = capsys.readouterr().out
+    assert "1 done, 1 skipped" in out
+    assert (dst / "cls" / "b" / "meta.json").is_file() and not (dst / "cls" / "b.tmp").exists()
+    assert read_flow(dst / "cls" / "b", [0, 5]).shape == (2, 48, 64, 2)  # index 5 wraps to 0
