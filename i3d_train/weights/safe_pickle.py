@@ -11,8 +11,6 @@ import pickle
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 # (module, name) pairs that rebuild numpy arrays, dtypes and scalars, in numpy 1.x and 2.x spellings.
 ALLOWED = {
     ("numpy.core.multiarray", "_reconstruct"),
@@ -41,8 +39,5 @@ class NumpyOnlyUnpickler(pickle.Unpickler):
 def load_numpy_pickle(path: str | Path) -> Any:
     """Load a pickle that may only hold dicts/lists of numpy arrays (raises :class:`UnsafePickleError`)."""
     with open(path, "rb") as f:
-        obj = NumpyOnlyUnpickler(f).load()
-    return obj
+        return NumpyOnlyUnpickler(f).load()
 
-
-__all__ = ["NumpyOnlyUnpickler", "UnsafePickleError", "load_numpy_pickle", "np"]
