@@ -40,4 +40,3 @@ def load_numpy_pickle(path: str | Path) -> Any:
     """Load a pickle that may only hold dicts/lists of numpy arrays (raises :class:`UnsafePickleError`)."""
     with open(path, "rb") as f:
         return NumpyOnlyUnpickler(f).load()
-
