@@ -93,3 +93,34 @@ def test_cli_resumes_after_interruption_and_reports_failures(tmp_path, capsys):
     assert "1 done, 1 skipped" in out
     assert (dst / "cls" / "b" / "meta.json").is_file() and not (dst / "cls" / "b.tmp").exists()
     assert read_flow(dst / "cls" / "b", [0, 5]).shape == (2, 48, 64, 2)  # index 5 wraps to 0
+
+
+def test_dataset_serves_flow_aligned_with_rgb(tmp_path):
+    from i3d_train.data.dataset import VideoDataset, VideoItem
+    from i3d_train.data.samplers import CenterClipSampler
+    from i3d_train.data.transforms import ClipTransform
+
+    frames, _ = translating_square(n=12)
+    video = tmp_path / "v.mp4"
+    write_video(video, frames, 25, crf=8)
+    extract_video(video, tmp_path / "flow" / "v", ExtractOptions(method="farneback", short_side=None))
+    item = VideoItem(video, 1, "v.mp4", flow_dir=tmp_path / "flow" / "v")
+    ds = VideoDataset(
+        [item], 8, 25.0, 1, CenterClipSampler(), ClipTransform(96, 64, train=False), modalities=("rgb", "flow")
+    )
+    s = ds[0]
+    assert s["rgb"].shape == (3, 8, 64, 64) and s["flow"].shape == (2, 8, 64, 64)
+    # Center start (12 - 8) // 2 = 2, center crop offsets (16, 32): the stored flow, scaled to [-1, 1].
+    ref = read_flow(tmp_path / "flow" / "v", np.arange(2, 10))[:, 16:80, 32:96] / 20.0
+    assert np.allclose(s["flow"].permute(1, 2, 3, 0).numpy(), ref, atol=1e-6)
+    # Flow-only datasets need no decoding; a video without flow is skipped and counted.
+    only = VideoDataset(
+        [item], 8, 25.0, 1, CenterClipSampler(), ClipTransform(96, 64, train=False), modalities=("flow",)
+    )
+    assert set(only[0]) == {"flow", "label", "video_index", "clip_index", "skipped"}
+    missing = VideoItem(video, 0, "w.mp4", flow_dir=tmp_path / "flow" / "nope")
+    mixed = VideoDataset(
+        [missing, item], 8, 25.0, 1, CenterClipSampler(), ClipTransform(96, 64, train=False), modalities=("flow",)
+    )
+    s = mixed[0]
+    assert s["skipped"].item() >= 1 and s["video_index"].item() == 1

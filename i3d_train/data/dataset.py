@@ -16,8 +16,9 @@ import torch
 from torch.utils.data import Dataset
 
 from i3d_train.data.samplers import ClipSampler, clip_indices
-from i3d_train.data.transforms import ClipTransform
+from i3d_train.data.transforms import ClipTransform, resize_to, scale_to_unit, to_float_clip
 from i3d_train.data.video import VideoDecodeError, probe, read_frames
+from i3d_train.flow.extract import read_flow, read_meta
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +30,7 @@ class VideoItem:
     path: Path
     label: int
     video_id: str
+    flow_dir: Path | None = None  # stored flow of this video (python -m i3d_train.flow), if any
 
 
 class VideoDataset(Dataset):
@@ -55,6 +57,7 @@ class VideoDataset(Dataset):
         transform: ClipTransform,
         skip_bad: bool = True,
         max_retries: int = 20,
+        modalities: tuple[str, ...] = ("rgb",),
     ) -> None:
         self.items = items
         self.num_frames = num_frames
@@ -64,6 +67,10 @@ class VideoDataset(Dataset):
         self.transform = transform
         self.skip_bad = skip_bad
         self.max_retries = max_retries
+        unknown = set(modalities) - {"rgb", "flow"}
+        if unknown or not modalities:
+            raise ValueError(f"modalities must be a non-empty subset of ('rgb', 'flow'), got {modalities}")
+        self.modalities = tuple(modalities)
 
     @property
     def num_clips(self) -> int:
@@ -72,20 +79,53 @@ class VideoDataset(Dataset):
     def __len__(self) -> int:
         return len(self.items) * self.num_clips
 
+    def _flow(self, item: VideoItem, indices, size: tuple[int, int] | None) -> tuple[torch.Tensor, float]:
+        """Stored flow for ``indices`` as ``(2, T, h, w)`` (resized like the frames, vectors scaled
+        with the image) and the storage bound."""
+        if item.flow_dir is None or not (item.flow_dir / "meta.json").is_file():
+            raise VideoDecodeError(f"no complete flow folder for {item.video_id} ({item.flow_dir})")
+        bound = float(read_meta(item.flow_dir)["bound"])
+        flow = torch.from_numpy(read_flow(item.flow_dir, indices)).permute(3, 0, 1, 2)  # 2 x T x H x W
+        h, w = flow.shape[-2:]
+        resized = self.transform.resize(flow) if size is None else resize_to(flow, size)
+        nh, nw = resized.shape[-2:]
+        resized[0] *= nw / w  # displacements are in pixels: they scale with the image
+        resized[1] *= nh / h
+        return resized, bound
+
     def load(self, video_index: int, clip_index: int, rng: random.Random) -> dict[str, torch.Tensor]:
         """Decode and transform one clip (raises :class:`VideoDecodeError` for a bad file)."""
         item = self.items[video_index]
-        info = probe(item.path)
-        n = info.num_frames_at(self.fps)
         span = (self.num_frames - 1) * self.frame_stride + 1
+        if "rgb" in self.modalities:
+            info = probe(item.path)
+            n = info.num_frames_at(self.fps)
+        else:
+            n = int(read_meta(item.flow_dir)["frames"]) if item.flow_dir and (item.flow_dir / "meta.json").is_file() else 0
+            if not n:
+                raise VideoDecodeError(f"no complete flow folder for {item.video_id} ({item.flow_dir})")
         start = self.sampler.start(n, span, clip_index, rng)
-        frames = read_frames(item.path, clip_indices(start, self.num_frames, self.frame_stride), self.fps, info)
-        return {
-            "rgb": self.transform(frames, rng),
+        indices = clip_indices(start, self.num_frames, self.frame_stride)
+        clips: dict[str, torch.Tensor] = {}
+        if "rgb" in self.modalities:
+            frames = read_frames(item.path, indices, self.fps, info)
+            clips["rgb"] = self.transform.resize(to_float_clip(frames))
+        bound = 1.0
+        if "flow" in self.modalities:
+            size = tuple(clips["rgb"].shape[-2:]) if "rgb" in clips else None
+            clips["flow"], bound = self._flow(item, indices, size)
+        ref = next(iter(clips.values()))
+        p = self.transform.draw(ref.shape[-2], ref.shape[-1], rng)  # one crop and flip for every modality
+        sample = {
             "label": torch.tensor(item.label, dtype=torch.long),
             "video_index": torch.tensor(video_index, dtype=torch.long),
             "clip_index": torch.tensor(clip_index, dtype=torch.long),
         }
+        if "rgb" in clips:
+            sample["rgb"] = scale_to_unit(self.transform.apply(clips["rgb"], p))
+        if "flow" in clips:
+            sample["flow"] = (self.transform.apply(clips["flow"], p, is_flow=True) / bound).clamp(-1, 1)
+        return sample
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         video_index, clip_index = divmod(index, self.num_clips)

@@ -35,6 +35,14 @@ def resize_short_side(clip: torch.Tensor, size: int) -> torch.Tensor:
     return x.permute(1, 0, 2, 3)
 
 
+def resize_to(clip: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Resize ``(C, T, H, W)`` to exactly ``size = (h, w)`` (bilinear)."""
+    if tuple(clip.shape[-2:]) == tuple(size):
+        return clip.clone()
+    x = F.interpolate(clip.permute(1, 0, 2, 3), size=size, mode="bilinear", align_corners=False)
+    return x.permute(1, 0, 2, 3)
+
+
 def crop(clip: torch.Tensor, top: int, left: int, size: int) -> torch.Tensor:
     return clip[..., top : top + size, left : left + size]
 
@@ -93,8 +101,12 @@ class ClipTransform:
                 clip[0] = -clip[0]
         return clip
 
+    def resize(self, clip: torch.Tensor) -> torch.Tensor:
+        """``(C, T, H, W)`` with its short side resized to ``short_side``."""
+        return resize_short_side(clip, self.short_side)
+
     def __call__(self, frames: np.ndarray, rng: random.Random) -> torch.Tensor:
         """``uint8 (T, H, W, 3)`` -> ``float32 (3, T, crop, crop)`` in [-1, 1]."""
-        clip = resize_short_side(to_float_clip(frames), self.short_side)
+        clip = self.resize(to_float_clip(frames))
         p = self.draw(clip.shape[-2], clip.shape[-1], rng)
         return scale_to_unit(self.apply(clip, p))

@@ -1,0 +1,1 @@
+"""Datasets: official split files -> video lists, one shared video dataset, DataModules."""
