@@ -42,8 +42,7 @@ def load_init_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
 def load_backbone(net: nn.Module, state_dict: dict[str, torch.Tensor]) -> None:
     """Load every tensor but the classifier's, strictly; the classifier is reset for the new classes."""
     head = net.get_classifier()
-    head_keys = {n for n, m in net.named_modules() if m is head}
-    prefix = next(iter(head_keys)) + "."
+    prefix = next(n for n, m in net.named_modules() if m is head) + "."
     own = {k: v for k, v in net.state_dict().items() if not k.startswith(prefix)}
     src = {k: v for k, v in state_dict.items() if not k.startswith(prefix)}
     missing, unexpected = sorted(set(own) - set(src)), sorted(set(src) - set(own))
@@ -70,12 +69,10 @@ def apply_protocol(net: nn.Module, name: str, init_weights: str | None) -> nn.Mo
     """Apply protocol ``name`` (original / fixed / full_ft) to ``net`` in place and return it."""
     if name not in ("original", "fixed", "full_ft"):
         raise ProtocolError(f"unknown protocol {name!r}; expected original, fixed or full_ft")
-    if name == "original":
-        if init_weights:
-            load_backbone(net, load_init_state_dict(init_weights))
-        return net
-    if not init_weights:
+    if name != "original" and not init_weights:
         raise ProtocolError(f"protocol {name} needs initial weights: set protocol.init_weights=<file.pt>")
+    if not init_weights:
+        return net
     load_backbone(net, load_init_state_dict(init_weights))
     log.info("protocol %s: loaded %s, classifier reset to %d classes", name, init_weights, net.num_classes)
     if name == "fixed":

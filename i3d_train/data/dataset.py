@@ -18,7 +18,7 @@ from torch.utils.data import Dataset
 from i3d_train.data.samplers import ClipSampler, clip_indices
 from i3d_train.data.transforms import ClipTransform, resize_to, scale_to_unit, to_float_clip
 from i3d_train.data.video import VideoDecodeError, probe, read_frames
-from i3d_train.flow.extract import read_flow, read_meta
+from i3d_train.flow.extract import is_complete, read_flow, read_meta
 
 log = logging.getLogger(__name__)
 
@@ -79,41 +79,43 @@ class VideoDataset(Dataset):
     def __len__(self) -> int:
         return len(self.items) * self.num_clips
 
-    def _flow(self, item: VideoItem, indices, size: tuple[int, int] | None) -> tuple[torch.Tensor, float]:
-        """Stored flow for ``indices`` as ``(2, T, h, w)`` (resized like the frames, vectors scaled
-        with the image) and the storage bound."""
-        if item.flow_dir is None or not (item.flow_dir / "meta.json").is_file():
+    @staticmethod
+    def _flow_meta(item: VideoItem) -> dict:
+        """The flow folder's metadata; a video without complete flow counts as unreadable."""
+        if item.flow_dir is None or not is_complete(item.flow_dir):
             raise VideoDecodeError(f"no complete flow folder for {item.video_id} ({item.flow_dir})")
-        bound = float(read_meta(item.flow_dir)["bound"])
-        flow = torch.from_numpy(read_flow(item.flow_dir, indices)).permute(3, 0, 1, 2)  # 2 x T x H x W
+        return read_meta(item.flow_dir)
+
+    def _flow(self, item: VideoItem, meta: dict, indices, size: tuple[int, int] | None) -> torch.Tensor:
+        """Stored flow for ``indices`` as ``(2, T, h, w)``, resized like the frames (vectors scaled
+        with the image)."""
+        flow = torch.from_numpy(read_flow(item.flow_dir, indices, meta)).permute(3, 0, 1, 2)  # 2 x T x H x W
         h, w = flow.shape[-2:]
         resized = self.transform.resize(flow) if size is None else resize_to(flow, size)
         nh, nw = resized.shape[-2:]
         resized[0] *= nw / w  # displacements are in pixels: they scale with the image
         resized[1] *= nh / h
-        return resized, bound
+        return resized
 
     def load(self, video_index: int, clip_index: int, rng: random.Random) -> dict[str, torch.Tensor]:
         """Decode and transform one clip (raises :class:`VideoDecodeError` for a bad file)."""
         item = self.items[video_index]
         span = (self.num_frames - 1) * self.frame_stride + 1
+        meta = self._flow_meta(item) if "flow" in self.modalities else None
         if "rgb" in self.modalities:
             info = probe(item.path)
             n = info.num_frames_at(self.fps)
         else:
-            n = int(read_meta(item.flow_dir)["frames"]) if item.flow_dir and (item.flow_dir / "meta.json").is_file() else 0
-            if not n:
-                raise VideoDecodeError(f"no complete flow folder for {item.video_id} ({item.flow_dir})")
+            n = int(meta["frames"])
         start = self.sampler.start(n, span, clip_index, rng)
         indices = clip_indices(start, self.num_frames, self.frame_stride)
         clips: dict[str, torch.Tensor] = {}
         if "rgb" in self.modalities:
             frames = read_frames(item.path, indices, self.fps, info)
             clips["rgb"] = self.transform.resize(to_float_clip(frames))
-        bound = 1.0
-        if "flow" in self.modalities:
+        if meta is not None:
             size = tuple(clips["rgb"].shape[-2:]) if "rgb" in clips else None
-            clips["flow"], bound = self._flow(item, indices, size)
+            clips["flow"] = self._flow(item, meta, indices, size)
         ref = next(iter(clips.values()))
         p = self.transform.draw(ref.shape[-2], ref.shape[-1], rng)  # one crop and flip for every modality
         sample = {
@@ -124,7 +126,7 @@ class VideoDataset(Dataset):
         if "rgb" in clips:
             sample["rgb"] = scale_to_unit(self.transform.apply(clips["rgb"], p))
         if "flow" in clips:
-            sample["flow"] = (self.transform.apply(clips["flow"], p, is_flow=True) / bound).clamp(-1, 1)
+            sample["flow"] = (self.transform.apply(clips["flow"], p, is_flow=True) / meta["bound"]).clamp(-1, 1)
         return sample
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:

@@ -94,11 +94,14 @@ def read_meta(folder: str | Path) -> dict:
     return json.loads((Path(folder) / "meta.json").read_text())
 
 
-def read_flow(folder: str | Path, indices: np.ndarray | list[int] | None = None) -> np.ndarray:
+def read_flow(
+    folder: str | Path, indices: np.ndarray | list[int] | None = None, meta: dict | None = None
+) -> np.ndarray:
     """Stored flow frames ``indices`` (0-based; past the end wraps, like looping videos) ->
-    ``float32 (len(indices), H, W, 2)`` in [-bound, bound]."""
+    ``float32 (len(indices), H, W, 2)`` in [-bound, bound]. ``meta``: the folder's meta.json, if
+    already read."""
     folder = Path(folder)
-    meta = read_meta(folder)
+    meta = meta or read_meta(folder)
     n = meta["flow_frames"]
     store = FlowStore(bound=meta["bound"])
     idx = np.arange(n) if indices is None else np.asarray(indices) % n
