@@ -7,6 +7,11 @@ Accuracy is reported at two levels, so it is always clear what a number means:
   averages predictions over the whole video).
 Video scores are summed per ``video_index`` and gathered across processes before the metric, and
 each video counts once whatever the number of clips or processes.
+
+Multi-stream nets (Two-Stream I3D) return ``{stream: logits}``: each stream has its own loss (summed),
+and metrics are logged per stream and for their fusion, the average of the streams' softmax scores
+(``val/rgb/video_acc_top1``, ``val/flow/video_acc_top1``, ``val/fused/video_acc_top1``); the
+unprefixed names (``val/video_acc_top1``, which checkpointing watches) are the fused ones.
 """
 
 from __future__ import annotations
@@ -62,13 +67,22 @@ def video_metrics(scores: torch.Tensor, labels: torch.Tensor, num_classes: int) 
     }
 
 
+def fuse(outputs: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Late fusion of several streams' logits: the mean of their softmax scores."""
+    return torch.stack([o.float().softmax(-1) for o in outputs.values()]).mean(0)
+
+
 class VideoClassifier(pl.LightningModule):
     """Trains any ``nn.Module`` that maps a batch's input to logits ``(N, num_classes)``.
+
+    What the net reads: a net with a ``modalities`` attribute gets the dict ``{m: batch[m]}`` of
+    those modalities; any other net gets the tensor ``batch[modality]``. What it returns: logits, or
+    a dict ``{stream: logits}`` for independently trained streams fused by score averaging.
 
     Args:
         net: the architecture (``model.net``).
         num_classes: number of classes.
-        modality: the batch key the net reads (``rgb``; ``flow`` with the flow issue).
+        modality: the batch key a single-input net reads (``rgb`` or ``flow``).
         optimizer: partial of a ``torch.optim`` class (Hydra ``_partial_: true``), called with the params.
         scheduler: partial of a scheduler, or None.
         scheduler_monitor: metric a plateau scheduler watches (paper: validation loss).
@@ -104,16 +118,34 @@ class VideoClassifier(pl.LightningModule):
             keep_frozen_batchnorm_in_eval(self.net)
         return self
 
-    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor | dict[str, torch.Tensor]:
+        modalities = getattr(self.net, "modalities", None)
+        if modalities is not None:
+            return self.net({m: batch[m] for m in modalities})
         return self.net(batch[self.modality])
+
+    def _outputs(self, batch: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        """``({stream: logits}, scores)``: one unnamed stream for a plain net; scores are the fused
+        softmax of several streams, or the logits of a single one."""
+        out = self(batch)
+        if isinstance(out, dict):
+            return out, fuse(out)
+        return {"": out}, out
+
+    def _loss(self, streams: dict[str, torch.Tensor], labels: torch.Tensor, stage: str, n: int) -> torch.Tensor:
+        losses = {s: F.cross_entropy(o, labels) for s, o in streams.items()}
+        if len(losses) > 1:
+            for s, v in losses.items():
+                self.log(f"{stage}/{s}/loss", v, batch_size=n, sync_dist=stage != "train")
+        return torch.stack(list(losses.values())).sum()
 
     # --- training ---------------------------------------------------------------------------------
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        logits = self(batch)
-        loss = F.cross_entropy(logits, batch["label"])
-        self.train_acc(logits, batch["label"])
+        streams, scores = self._outputs(batch)
         n = batch["label"].shape[0]
+        loss = self._loss(streams, batch["label"], "train", n)
+        self.train_acc(scores, batch["label"])
         self.log("train/loss", loss, prog_bar=True, batch_size=n)
         self.log("train/acc_top1", self.train_acc, prog_bar=True, on_step=False, on_epoch=True, batch_size=n)
         if "skipped" in batch:
@@ -130,23 +162,34 @@ class VideoClassifier(pl.LightningModule):
     # --- evaluation -------------------------------------------------------------------------------
 
     def _eval_step(self, batch: dict[str, torch.Tensor], stage: str) -> None:
-        logits = self(batch)
+        streams, scores = self._outputs(batch)
         n = batch["label"].shape[0]
-        self.log(f"{stage}/loss", F.cross_entropy(logits, batch["label"]), batch_size=n, sync_dist=True)
+        self.log(f"{stage}/loss", self._loss(streams, batch["label"], stage, n), batch_size=n, sync_dist=True)
         if stage == "val":
-            self.val_acc(logits, batch["label"])
+            self.val_acc(scores, batch["label"])
             self.log("val/acc_top1", self.val_acc, batch_size=n)
-        self._eval_outputs.append((batch["video_index"], logits.float().softmax(-1), batch["label"]))
+        probs = {s: o.float().softmax(-1) for s, o in streams.items()}
+        if len(probs) > 1:
+            probs["fused"] = scores
+        self._eval_outputs.append((batch["video_index"], probs, batch["label"]))
 
     def _eval_epoch_end(self, stage: str) -> None:
         if not self._eval_outputs:
             return
-        idx, scores, labels = (torch.cat(x) for x in zip(*self._eval_outputs, strict=True))
+        idx = torch.cat([o[0] for o in self._eval_outputs])
+        labels = torch.cat([o[2] for o in self._eval_outputs])
+        probs = {s: torch.cat([o[1][s] for o in self._eval_outputs]) for s in self._eval_outputs[0][1]}
         self._eval_outputs.clear()
         if self.trainer.world_size > 1:  # every process's clips, each video summed once below
-            idx, scores, labels = (self.all_gather(t).flatten(0, 1) for t in (idx, scores, labels))
-        vscores, vlabels, _ = video_level_scores(idx, scores, labels)
-        metrics = video_metrics(vscores, vlabels, self.num_classes)
+            idx, labels = (self.all_gather(t).flatten(0, 1) for t in (idx, labels))
+            probs = {s: self.all_gather(p).flatten(0, 1) for s, p in probs.items()}
+        metrics: dict[str, float] = {}
+        for s, p in probs.items():
+            vscores, vlabels, _ = video_level_scores(idx, p, labels)
+            m = video_metrics(vscores, vlabels, self.num_classes)
+            metrics.update({(f"{s}/{k}" if s else k): v for k, v in m.items()})
+            if s == "fused":  # the model's own numbers are the fused ones
+                metrics.update(m)
         self.final_metrics[stage] = metrics
         for k, v in metrics.items():
             self.log(f"{stage}/{k}", v, prog_bar=k == "video_acc_top1", rank_zero_only=True)

@@ -61,11 +61,15 @@ def _summary(metrics: dict[str, Any]) -> str:
     ]
     for stage in ("val", "test"):
         m = metrics.get(stage) or {}
-        if m:
+        streams = [s for s in ("rgb", "flow", "fused") if f"{s}/video_acc_top1" in m]
+        for s in streams or [""]:
+            p = f"{s}/" if s else ""
+            if f"{p}video_acc_top1" not in m:
+                continue
             lines.append(
-                f"  {stage:<4} video-level top-1 {100 * m['video_acc_top1']:6.2f}%   "
-                f"top-5 {100 * m.get('video_acc_top5', float('nan')):6.2f}%   "
-                f"mean class {100 * m['video_mean_class_acc']:6.2f}%   ({int(m['num_videos'])} videos)"
+                f"  {stage:<4} {s:<5} video-level top-1 {100 * m[p + 'video_acc_top1']:6.2f}%   "
+                f"top-5 {100 * m.get(p + 'video_acc_top5', float('nan')):6.2f}%   "
+                f"mean class {100 * m[p + 'video_mean_class_acc']:6.2f}%   ({int(m[p + 'num_videos'])} videos)"
             )
     lines += [
         f"  parameters {metrics['params_total']:,} ({metrics['params_trainable']:,} trainable)",
@@ -99,7 +103,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
     net = hydra.utils.instantiate(cfg.model.net)
     try:
-        apply_protocol(net, cfg.protocol.name, cfg.protocol.get("init_weights"))
+        init = cfg.protocol.get("init_weights")
+        init = OmegaConf.to_container(init) if isinstance(init, DictConfig) else init
+        apply_protocol(net, cfg.protocol.name, init, cfg.model.modality)
     except ProtocolError as e:
         raise ConfigError(str(e)) from None
     module: pl.LightningModule = hydra.utils.instantiate(cfg.module, net=net)

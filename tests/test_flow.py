@@ -110,8 +110,9 @@ def test_dataset_serves_flow_aligned_with_rgb(tmp_path):
     )
     s = ds[0]
     assert s["rgb"].shape == (3, 8, 64, 64) and s["flow"].shape == (2, 8, 64, 64)
-    # Center start (12 - 8) // 2 = 2, center crop offsets (16, 32): the stored flow, scaled to [-1, 1].
-    ref = read_flow(tmp_path / "flow" / "v", np.arange(2, 10))[:, 16:80, 32:96] / 20.0
+    # 12 frames have 11 flow fields, so clips start among 11 frames: center start (11 - 8) // 2 = 1.
+    # Center crop offsets (16, 32): the stored flow, scaled to [-1, 1].
+    ref = read_flow(tmp_path / "flow" / "v", np.arange(1, 9))[:, 16:80, 32:96] / 20.0
     assert np.allclose(s["flow"].permute(1, 2, 3, 0).numpy(), ref, atol=1e-6)
     # Flow-only datasets need no decoding; a video without flow is skipped and counted.
     only = VideoDataset(

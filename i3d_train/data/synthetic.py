@@ -345,7 +345,10 @@ def _write_lines(path: Path, lines: list[str]) -> None:
 
 
 def generate(root: str | Path, cfg: SyntheticConfig, workers: int = 2) -> Path:
-    """Generate the set into ``root`` unless an identical one is already there. Returns ``root``."""
+    """Generate the set into ``root`` unless an identical one is already there. Returns ``root``.
+
+    Regenerating also removes ``root/flow`` (where the synthetic config stores the flow it computes
+    from the videos)."""
     root = Path(root)
     meta = root / "synthetic.json"
     if meta.is_file():
@@ -355,7 +358,7 @@ def generate(root: str | Path, cfg: SyntheticConfig, workers: int = 2) -> Path:
         except json.JSONDecodeError:
             pass
         log.info("synthetic dataset parameters changed: regenerating %s", root)
-    for sub in ("UCF-101", "ucfTrainTestlist"):
+    for sub in ("UCF-101", "ucfTrainTestlist", "flow"):  # flow computed from the old videos goes too
         shutil.rmtree(root / sub, ignore_errors=True)
     meta.unlink(missing_ok=True)
     plan = _plan(cfg)

@@ -35,6 +35,7 @@ class SplitLists:
     classes: list[str]
     train: list[VideoItem]
     test: list[VideoItem]
+    video_dir: Path  # the folder the items' video ids are relative to
 
 
 def _read_lines(path: Path) -> list[tuple[int, str]]:
@@ -98,4 +99,4 @@ def parse_ucf101(root: str | Path, split: int = 1) -> SplitLists:
     classes = parse_class_index(ann / "classInd.txt")
     train = parse_list(ann / f"trainlist0{split}.txt", classes, videos, labelled=True)
     test = parse_list(ann / f"testlist0{split}.txt", classes, videos, labelled=False)
-    return SplitLists(classes, train, test)
+    return SplitLists(classes, train, test, videos)

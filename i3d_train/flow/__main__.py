@@ -44,14 +44,18 @@ def _work(args: tuple[Path, Path, ExtractOptions]) -> tuple[str, int, float]:
 
 
 def run(src: Path, dst: Path, opts: ExtractOptions, workers: int) -> dict:
-    jobs, skipped = [], 0
-    for video, name in find_videos(src):
-        folder = dst / name
-        if is_complete(folder):
-            skipped += 1
-        else:
-            jobs.append((video, folder, opts))
+    """Flow for every video under ``src`` into ``dst`` (same relative names); see :func:`extract_many`."""
+    return extract_many([(video, dst / name) for video, name in find_videos(src)], opts, workers)
+
+
+def extract_many(pairs: list[tuple[Path, Path]], opts: ExtractOptions, workers: int) -> dict:
+    """Flow of each ``(video, folder)`` pair whose folder is not complete yet, over ``workers``
+    processes. Returns counts (done, skipped, failed with reasons, flow frames, frames/s per worker)."""
+    jobs = [(video, folder, opts) for video, folder in pairs if not is_complete(folder)]
+    skipped = len(pairs) - len(jobs)
     done, failed, frames, busy = 0, [], 0, 0.0
+    if not jobs:
+        return {"done": 0, "skipped": skipped, "failed": [], "flow_frames": 0, "fps_per_worker": 0.0}
     # spawn, not fork: forking a process whose OpenCV/torch thread pools are running can deadlock.
     with ProcessPoolExecutor(max(1, workers), mp_context=multiprocessing.get_context("spawn")) as pool:
         futures = {pool.submit(_work, j): j[0] for j in jobs}
