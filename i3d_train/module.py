@@ -76,8 +76,10 @@ class VideoClassifier(pl.LightningModule):
     """Trains any ``nn.Module`` that maps a batch's input to logits ``(N, num_classes)``.
 
     What the net reads: a net with a ``modalities`` attribute gets the dict ``{m: batch[m]}`` of
-    those modalities; any other net gets the tensor ``batch[modality]``. What it returns: logits, or
-    a dict ``{stream: logits}`` for independently trained streams fused by score averaging.
+    those modalities; any other net gets the tensor ``batch[modality]``. What it returns: logits
+    ``(N, C)``; per-step logits ``(N, T, C)`` (a loss at every step, the clip predicted by the last);
+    or a dict ``{stream: logits}`` of streams fused by score averaging, each with its own loss, or one
+    loss on the fused scores when the net sets ``train_on_fusion``.
 
     Args:
         net: the architecture (``model.net``).
@@ -124,27 +126,42 @@ class VideoClassifier(pl.LightningModule):
             return self.net({m: batch[m] for m in modalities})
         return self.net(batch[self.modality])
 
-    def _outputs(self, batch: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
-        """``({stream: logits}, scores)``: one unnamed stream for a plain net; scores are the fused
-        softmax of several streams, or the logits of a single one."""
+    def _outputs(
+        self, batch: dict[str, torch.Tensor]
+    ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], torch.Tensor]:
+        """``(raw, clip, scores)``: the net's outputs per stream (one unnamed stream for a plain net),
+        the clip logits per stream (for per-step outputs ``(N, T, C)``, the last step, as ConvNet+LSTM
+        predicts), and the clip scores: the fused softmax of several streams, or the one stream's logits."""
         out = self(batch)
-        if isinstance(out, dict):
-            return out, fuse(out)
-        return {"": out}, out
+        raw = out if isinstance(out, dict) else {"": out}
+        clip = {s: o[:, -1] if o.dim() == 3 else o for s, o in raw.items()}
+        return raw, clip, fuse(clip) if len(clip) > 1 else clip[""]
 
-    def _loss(self, streams: dict[str, torch.Tensor], labels: torch.Tensor, stage: str, n: int) -> torch.Tensor:
-        losses = {s: F.cross_entropy(o, labels) for s, o in streams.items()}
+    def _loss(
+        self, raw: dict[str, torch.Tensor], scores: torch.Tensor, labels: torch.Tensor, stage: str, n: int
+    ) -> torch.Tensor:
+        """Cross-entropy: per stream, summed (on every time step of per-step outputs), or on the fused
+        scores for nets trained through their fusion (``net.train_on_fusion``)."""
+        sync = stage != "train"
+        losses = {}
+        for s, o in raw.items():
+            if o.dim() == 3:  # (N, T, C): a loss at every step
+                losses[s] = F.cross_entropy(o.flatten(0, 1), labels.repeat_interleave(o.shape[1]))
+            else:
+                losses[s] = F.cross_entropy(o, labels)
         if len(losses) > 1:
             for s, v in losses.items():
-                self.log(f"{stage}/{s}/loss", v, batch_size=n, sync_dist=stage != "train")
+                self.log(f"{stage}/{s}/loss", v, batch_size=n, sync_dist=sync)
+            if getattr(self.net, "train_on_fusion", False):
+                return F.nll_loss(scores.clamp_min(1e-12).log(), labels)
         return torch.stack(list(losses.values())).sum()
 
     # --- training ---------------------------------------------------------------------------------
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        streams, scores = self._outputs(batch)
+        raw, _, scores = self._outputs(batch)
         n = batch["label"].shape[0]
-        loss = self._loss(streams, batch["label"], "train", n)
+        loss = self._loss(raw, scores, batch["label"], "train", n)
         self.train_acc(scores, batch["label"])
         self.log("train/loss", loss, prog_bar=True, batch_size=n)
         self.log("train/acc_top1", self.train_acc, prog_bar=True, on_step=False, on_epoch=True, batch_size=n)
@@ -162,9 +179,9 @@ class VideoClassifier(pl.LightningModule):
     # --- evaluation -------------------------------------------------------------------------------
 
     def _eval_step(self, batch: dict[str, torch.Tensor], stage: str) -> None:
-        streams, scores = self._outputs(batch)
+        raw, streams, scores = self._outputs(batch)
         n = batch["label"].shape[0]
-        self.log(f"{stage}/loss", self._loss(streams, batch["label"], stage, n), batch_size=n, sync_dist=True)
+        self.log(f"{stage}/loss", self._loss(raw, scores, batch["label"], stage, n), batch_size=n, sync_dist=True)
         if stage == "val":
             self.val_acc(scores, batch["label"])
             self.log("val/acc_top1", self.val_acc, batch_size=n)

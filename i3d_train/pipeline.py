@@ -19,6 +19,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from i3d_train.data.ucf101 import DatasetFormatError
+from i3d_train.models.inflate import ImageNetWeightsError, init_from_imagenet
 from i3d_train.protocols import ProtocolError, apply_protocol
 
 log = logging.getLogger(__name__)
@@ -103,10 +104,13 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
     net = hydra.utils.instantiate(cfg.model.net)
     try:
+        if cfg.model.get("imagenet_weights"):
+            parts = init_from_imagenet(net, cfg.model.imagenet_weights)
+            log.info("ImageNet Inception-V1 weights %s loaded into: %s", cfg.model.imagenet_weights, parts)
         init = cfg.protocol.get("init_weights")
         init = OmegaConf.to_container(init) if isinstance(init, DictConfig) else init
         apply_protocol(net, cfg.protocol.name, init, cfg.model.modality)
-    except ProtocolError as e:
+    except (ProtocolError, ImageNetWeightsError) as e:
         raise ConfigError(str(e)) from None
     module: pl.LightningModule = hydra.utils.instantiate(cfg.module, net=net)
     total, trainable = count_parameters(module.net)

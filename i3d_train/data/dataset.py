@@ -45,6 +45,10 @@ class VideoDataset(Dataset):
         transform: spatial transform (resize, crop, flip, scale).
         skip_bad: replace a video that fails to decode by another one (and count it) instead of raising.
         max_retries: how many replacements to try before giving up.
+        modalities: what each sample holds: ``rgb``, ``flow`` or both.
+        flow_frames: flow frames per clip (default ``num_frames``); both modalities start at the same
+            frame, e.g. Two-Stream's 1 RGB frame and the 10 flow frames from it.
+        flow_stride: step between flow frames (default ``frame_stride``).
     """
 
     def __init__(
@@ -58,6 +62,8 @@ class VideoDataset(Dataset):
         skip_bad: bool = True,
         max_retries: int = 20,
         modalities: tuple[str, ...] = ("rgb",),
+        flow_frames: int | None = None,
+        flow_stride: int | None = None,
     ) -> None:
         self.items = items
         self.num_frames = num_frames
@@ -71,6 +77,10 @@ class VideoDataset(Dataset):
         if unknown or not modalities:
             raise ValueError(f"modalities must be a non-empty subset of ('rgb', 'flow'), got {modalities}")
         self.modalities = tuple(modalities)
+        self.frames = {  # (frames, stride) per modality
+            "rgb": (num_frames, frame_stride),
+            "flow": (flow_frames or num_frames, flow_stride or frame_stride),
+        }
 
     @property
     def num_clips(self) -> int:
@@ -100,7 +110,7 @@ class VideoDataset(Dataset):
     def load(self, video_index: int, clip_index: int, rng: random.Random) -> dict[str, torch.Tensor]:
         """Decode and transform one clip (raises :class:`VideoDecodeError` for a bad file)."""
         item = self.items[video_index]
-        span = (self.num_frames - 1) * self.frame_stride + 1
+        span = max((t - 1) * stride + 1 for m, (t, stride) in self.frames.items() if m in self.modalities)
         meta = self._flow_meta(item) if "flow" in self.modalities else None
         # N frames have N - 1 flow fields: with flow, clips start where both modalities have data.
         n = int(meta["flow_frames"]) if meta is not None else None
@@ -108,14 +118,13 @@ class VideoDataset(Dataset):
             info = probe(item.path)
             n = min(info.num_frames_at(self.fps), n or 1 << 62)
         start = self.sampler.start(n, span, clip_index, rng)
-        indices = clip_indices(start, self.num_frames, self.frame_stride)
         clips: dict[str, torch.Tensor] = {}
         if "rgb" in self.modalities:
-            frames = read_frames(item.path, indices, self.fps, info)
+            frames = read_frames(item.path, clip_indices(start, *self.frames["rgb"]), self.fps, info)
             clips["rgb"] = self.transform.resize(to_float_clip(frames))
         if meta is not None:
             size = tuple(clips["rgb"].shape[-2:]) if "rgb" in clips else None
-            clips["flow"] = self._flow(item, meta, indices, size)
+            clips["flow"] = self._flow(item, meta, clip_indices(start, *self.frames["flow"]), size)
         ref = next(iter(clips.values()))
         p = self.transform.draw(ref.shape[-2], ref.shape[-1], rng)  # one crop and flip for every modality
         sample = {

@@ -22,7 +22,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from i3d_train.models.inflate import inflate
 from i3d_train.models.layers import InceptionBlock3d, MaxPool3dSame, Unit3D
+from i3d_train.models.loading import load_without_classifier
 
 # (in, c0, c1a, c1b, c2a, c2b, c3) per Inception block: PAPER_FACTS section 3 / DeepMind's i3d.py.
 INCEPTION_CHANNELS: dict[str, tuple[int, int, int, int, int, int, int]] = {
@@ -127,3 +129,7 @@ class InceptionI3d(nn.Module):
         """Replace the classifier with a freshly initialised one for ``num_classes`` classes."""
         self.num_classes = num_classes
         self.logits = Unit3D(FEATURE_DIM, num_classes, 1, use_bn=False, activation=False, bias=True)
+
+    def load_imagenet(self, state_dict_2d: dict[str, torch.Tensor]) -> None:
+        """Initialise from a 2D Inception-V1 state dict by inflation (paper Sec. 2.4)."""
+        load_without_classifier(self, inflate(state_dict_2d, self))

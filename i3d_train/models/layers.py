@@ -1,4 +1,4 @@
-"""Building blocks shared by the 3D models: TF "SAME" padding, conv + batch norm + ReLU units, max pools.
+"""Building blocks shared by the 2D and 3D models: TF "SAME" padding, conv + batch norm + ReLU units, max pools.
 
 DeepMind's I3D (Sonnet/TF) pads every conv and max pool with "SAME": the output size is
 ``ceil(in / stride)`` and the total padding ``max((out - 1) * stride + k - in, 0)`` is split with the
@@ -15,14 +15,6 @@ import torch.nn.functional as F
 from torch import nn
 
 Triple = tuple[int, int, int]
-
-
-def _triple(x: int | tuple[int, ...]) -> Triple:
-    if isinstance(x, int):
-        return (x, x, x)
-    if len(x) != 3:
-        raise ValueError(f"expected an int or 3 ints, got {x!r}")
-    return (int(x[0]), int(x[1]), int(x[2]))
 
 
 def same_padding(size: tuple[int, ...], kernel: tuple[int, ...], stride: tuple[int, ...]) -> list[int]:
@@ -44,39 +36,57 @@ def same_padding(size: tuple[int, ...], kernel: tuple[int, ...], stride: tuple[i
     return pads
 
 
-class Unit3D(nn.Module):
-    """Conv3d (SAME, no bias) -> BatchNorm3d (eps 1e-3) -> ReLU, as Sonnet's ``Unit3D`` in I3D.
+def _ntuple(x: int | tuple[int, ...], n: int) -> tuple[int, ...]:
+    if isinstance(x, int):
+        return (x,) * n
+    if len(x) != n:
+        raise ValueError(f"expected an int or {n} ints, got {x!r}")
+    return tuple(int(v) for v in x)
+
+
+class UnitND(nn.Module):
+    """Conv (SAME, no bias) -> BatchNorm (eps 1e-3) -> ReLU in ``dims`` (2 or 3) dimensions, as Sonnet's
+    ``Unit3D`` in I3D; the conv is the attribute ``conv2d`` / ``conv3d``.
 
     The classifier variant (``use_bn=False, activation=False, bias=True``) is the ``Logits`` conv.
     Batch norm keeps a learnable scale (gamma): DeepMind's release has beta only, so converters set
     gamma to 1; 2D ImageNet weights do have a gamma and the inflation keeps it.
     """
 
+    dims = 3
+
     def __init__(
         self,
         in_channels: int,
         out_channels: int,
-        kernel_size: int | Triple = 1,
-        stride: int | Triple = 1,
+        kernel_size: int | tuple[int, ...] = 1,
+        stride: int | tuple[int, ...] = 1,
         use_bn: bool = True,
         activation: bool = True,
         bias: bool = False,
         bn_momentum: float = 0.1,
     ) -> None:
         super().__init__()
-        self.kernel_size = _triple(kernel_size)
-        self.stride = _triple(stride)
-        self.conv3d = nn.Conv3d(in_channels, out_channels, self.kernel_size, self.stride, bias=bias)
+        d = self.dims
+        self.kernel_size = _ntuple(kernel_size, d)
+        self.stride = _ntuple(stride, d)
+        conv = (nn.Conv2d if d == 2 else nn.Conv3d)(in_channels, out_channels, self.kernel_size, self.stride, bias=bias)
+        setattr(self, f"conv{d}d", conv)
         # eps 1e-3 as DeepMind's release; momentum 0.1 (PyTorch's default) instead of Sonnet's 0.001
         # so short runs evaluate well with running statistics (PAPER_FACTS section 3).
-        self.bn = nn.BatchNorm3d(out_channels, eps=1e-3, momentum=bn_momentum) if use_bn else None
+        bn = nn.BatchNorm2d if d == 2 else nn.BatchNorm3d
+        self.bn = bn(out_channels, eps=1e-3, momentum=bn_momentum) if use_bn else None
         self.activation = activation
 
+    @property
+    def conv(self) -> nn.Module:
+        return getattr(self, f"conv{self.dims}d")
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        pad = same_padding(x.shape[-3:], self.kernel_size, self.stride)
+        pad = same_padding(x.shape[-self.dims :], self.kernel_size, self.stride)
         if any(pad):
             x = F.pad(x, pad)
-        x = self.conv3d(x)
+        x = self.conv(x)
         if self.bn is not None:
             x = self.bn(x)
         if self.activation:
@@ -84,41 +94,72 @@ class Unit3D(nn.Module):
         return x
 
 
-class MaxPool3dSame(nn.Module):
-    """Max pool with TF "SAME" padding (padded positions never win: they are -inf)."""
+class Unit3D(UnitND):
+    dims = 3
 
-    def __init__(self, kernel_size: int | Triple, stride: int | Triple) -> None:
+
+class Unit2D(UnitND):
+    dims = 2
+
+
+class MaxPoolSame(nn.Module):
+    """Max pool with TF "SAME" padding in ``dims`` dimensions (padded positions never win: -inf)."""
+
+    def __init__(self, kernel_size: int | tuple[int, ...], stride: int | tuple[int, ...], dims: int = 3) -> None:
         super().__init__()
-        self.kernel_size = _triple(kernel_size)
-        self.stride = _triple(stride)
+        self.dims = dims
+        self.kernel_size = _ntuple(kernel_size, dims)
+        self.stride = _ntuple(stride, dims)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        pad = same_padding(x.shape[-3:], self.kernel_size, self.stride)
+        pad = same_padding(x.shape[-self.dims :], self.kernel_size, self.stride)
         if any(pad):
             x = F.pad(x, pad, value=float("-inf"))
-        return F.max_pool3d(x, self.kernel_size, self.stride)
+        pool = F.max_pool2d if self.dims == 2 else F.max_pool3d
+        return pool(x, self.kernel_size, self.stride)
 
 
-class InceptionBlock3d(nn.Module):
-    """Inception module with DeepMind's I3D branch names (``b0``, ``b1a``, ``b1b``, ``b2a``, ``b2b``, ``b3b``).
+class MaxPool3dSame(MaxPoolSame):
+    def __init__(self, kernel_size: int | Triple, stride: int | Triple) -> None:
+        super().__init__(kernel_size, stride, dims=3)
 
-    Branch_0: 1x1x1; Branch_1: 1x1x1 -> 3x3x3; Branch_2: 1x1x1 -> 3x3x3;
-    Branch_3: 3x3x3 max pool (stride 1, SAME) -> 1x1x1. Outputs concatenated in that order.
+
+class InceptionBlock(nn.Module):
+    """Inception module with DeepMind's I3D branch names (``b0``, ``b1a``, ``b1b``, ``b2a``, ``b2b``, ``b3b``),
+    in ``dims`` (2 or 3) dimensions.
+
+    Branch_0: 1x1; Branch_1: 1x1 -> 3x3; Branch_2: 1x1 -> 3x3; Branch_3: 3x3 max pool (stride 1, SAME)
+    -> 1x1. Outputs concatenated in that order.
     """
 
     def __init__(
-        self, in_channels: int, c0: int, c1a: int, c1b: int, c2a: int, c2b: int, c3: int, bn_momentum: float = 0.1
+        self,
+        in_channels: int,
+        c0: int,
+        c1a: int,
+        c1b: int,
+        c2a: int,
+        c2b: int,
+        c3: int,
+        bn_momentum: float = 0.1,
+        dims: int = 3,
     ) -> None:
         super().__init__()
         m = bn_momentum
-        self.b0 = Unit3D(in_channels, c0, 1, bn_momentum=m)
-        self.b1a = Unit3D(in_channels, c1a, 1, bn_momentum=m)
-        self.b1b = Unit3D(c1a, c1b, 3, bn_momentum=m)
-        self.b2a = Unit3D(in_channels, c2a, 1, bn_momentum=m)
-        self.b2b = Unit3D(c2a, c2b, 3, bn_momentum=m)
-        self.b3a = MaxPool3dSame(3, 1)
-        self.b3b = Unit3D(in_channels, c3, 1, bn_momentum=m)
+        unit = Unit2D if dims == 2 else Unit3D
+        self.b0 = unit(in_channels, c0, 1, bn_momentum=m)
+        self.b1a = unit(in_channels, c1a, 1, bn_momentum=m)
+        self.b1b = unit(c1a, c1b, 3, bn_momentum=m)
+        self.b2a = unit(in_channels, c2a, 1, bn_momentum=m)
+        self.b2b = unit(c2a, c2b, 3, bn_momentum=m)
+        self.b3a = MaxPoolSame(3, 1, dims)
+        self.b3b = unit(in_channels, c3, 1, bn_momentum=m)
         self.out_channels = c0 + c1b + c2b + c3
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.cat([self.b0(x), self.b1b(self.b1a(x)), self.b2b(self.b2a(x)), self.b3b(self.b3a(x))], dim=1)
+
+
+class InceptionBlock3d(InceptionBlock):
+    def __init__(self, *channels: int, bn_momentum: float = 0.1) -> None:
+        super().__init__(*channels, bn_momentum=bn_momentum, dims=3)
