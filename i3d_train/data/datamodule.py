@@ -26,10 +26,21 @@ from i3d_train.data.dataset import VideoDataset, VideoItem
 from i3d_train.data.samplers import CenterClipSampler, RandomClipSampler, UniformClipSampler
 from i3d_train.data.synthetic import SyntheticConfig, generate
 from i3d_train.data.transforms import ClipTransform
-from i3d_train.data.ucf101 import DatasetFormatError, SplitLists, parse_ucf101
+from i3d_train.data.hmdb51 import parse_hmdb51
+from i3d_train.data.kinetics import parse_kinetics400
+from i3d_train.data.splits import DatasetFormatError, SplitLists
+from i3d_train.data.ucf101 import parse_ucf101
 from i3d_train.flow.extract import METHODS, ExtractOptions, is_complete
 
 log = logging.getLogger(__name__)
+
+# Dataset name -> parser of its official annotation files (root, split) -> SplitLists.
+PARSERS = {
+    "ucf101": parse_ucf101,
+    "synthetic": parse_ucf101,  # written in UCF-101's layout
+    "hmdb51": parse_hmdb51,
+    "kinetics400": parse_kinetics400,
+}
 
 
 @dataclass(frozen=True)
@@ -57,19 +68,20 @@ class ClipSpec:
         return cls(**merged)
 
 
-def _check_items(name: str, split: str, items: list[VideoItem], where: Path) -> list[VideoItem]:
-    """Drop missing files with one summary line; stop if nothing is left."""
-    found = [it for it in items if it.path.is_file()]
+def item_exists(item: VideoItem) -> bool:
+    """Its frame folder, if it is read from one, else its video file."""
+    return item.frames_dir.is_dir() if item.frames_dir is not None else item.path.is_file()
+
+
+def _check_items(name: str, split: str, items: list[VideoItem], where: Path, storage: str = "video") -> list[VideoItem]:
+    """Drop missing videos (or frame folders) with one summary line; stop if nothing is left."""
+    found = [it for it in items if item_exists(it)]
+    what = "frame folders" if storage == "frames" else "videos"
     if len(found) < len(items):
-        log.warning("%s %s: %s of %s videos found", name, split, f"{len(found):,}", f"{len(items):,}")
+        log.warning("%s %s: %s of %s %s found", name, split, f"{len(found):,}", f"{len(items):,}", what)
     if not found:
-        raise DatasetFormatError(f"{name} {split}: none of the {len(items)} listed videos exist under {where}")
+        raise DatasetFormatError(f"{name} {split}: none of the {len(items):,} listed {what} exist under {where}")
     return found
-
-
-def flow_folder(flow_root: Path, item: VideoItem) -> Path:
-    """Where the flow of ``item`` is stored: its id (path under the video folder) without suffix."""
-    return flow_root / Path(item.video_id).with_suffix("")
 
 
 def _check_flow(name: str, split: str, items: list[VideoItem], flow_root: Path, hint: str) -> list[VideoItem]:
@@ -89,7 +101,7 @@ class VideoDataModule(pl.LightningDataModule):
     """Train/val/test loaders for a dataset in one of the supported layouts.
 
     Args:
-        name: ``ucf101`` or ``synthetic`` (more datasets: one parser each).
+        name: ``ucf101``, ``hmdb51``, ``kinetics400`` or ``synthetic`` (:data:`PARSERS`).
         root: the dataset's root folder.
         split: official split number (1-3).
         num_classes: expected number of classes (checked against the annotation files).
@@ -105,6 +117,10 @@ class VideoDataModule(pl.LightningDataModule):
         flow_root: folder of stored flow (needed when the model reads ``flow``).
         flow_extract: if set, ``{method, fps, short_side, bound, workers}`` to compute missing flow
             into ``flow_root`` before training (``python -m i3d_train.flow`` does the same by hand).
+        storage: ``video`` (decode the files) or ``frames`` (read ``frames_root/<video id without
+            suffix>/img_00001.jpg``, ...).
+        frames_root: folder of the frame folders.
+        frames_fps: the rate the frames were extracted at.
     """
 
     def __init__(
@@ -124,6 +140,9 @@ class VideoDataModule(pl.LightningDataModule):
         pin_memory: bool = False,
         flow_root: str | None = None,
         flow_extract: dict[str, Any] | None = None,
+        storage: str = "video",
+        frames_root: str | None = None,
+        frames_fps: float = 25.0,
     ) -> None:
         super().__init__()
         self.name = name
@@ -138,6 +157,13 @@ class VideoDataModule(pl.LightningDataModule):
         self.flip = flip
         self.synthetic = SyntheticConfig(**(synthetic or {})) if name == "synthetic" else None
         self.pin_memory = pin_memory
+        if storage not in ("video", "frames"):
+            raise ValueError(f"data.storage must be 'video' or 'frames', got {storage!r}")
+        if storage == "frames" and not frames_root:
+            raise DatasetFormatError("data.storage=frames needs data.frames_root (folders of img_00001.jpg, ...)")
+        self.storage = storage
+        self.frames_root = Path(frames_root) if frames_root else None
+        self.frames_fps = frames_fps
         self.uses_flow = "flow" in self.clip.modalities
         self.flow_root = Path(flow_root) if flow_root else None
         self.flow_extract = dict(flow_extract or {})
@@ -168,7 +194,7 @@ class VideoDataModule(pl.LightningDataModule):
         opts = dict(self.flow_extract)
         workers = int(opts.pop("workers", max(1, self.num_workers)))
         lists = self.parse(check_flow=False)
-        items = {it.video_id: it for it in lists.train + lists.test}.values()
+        items = {it.video_id: it for it in lists.train + (lists.val or []) + lists.test}.values()
         pairs = [(it.path, it.flow_dir) for it in items]
         todo = sum(not is_complete(f) for _, f in pairs)
         if not todo:
@@ -186,24 +212,35 @@ class VideoDataModule(pl.LightningDataModule):
         return summary
 
     def parse(self, check_flow: bool = True) -> SplitLists:
-        if self.name in ("ucf101", "synthetic"):
-            lists = parse_ucf101(self.root, self.split)
-        else:
-            raise ValueError(f"unknown dataset {self.name!r}; expected one of: ucf101, synthetic")
+        """Parse the annotations, attach frame/flow folders, drop items whose data is missing (one
+        summary line per split), and stop if a split is left empty."""
+        if self.name not in PARSERS:
+            raise ValueError(f"unknown dataset {self.name!r}; expected one of: {', '.join(PARSERS)}")
+        lists = PARSERS[self.name](self.root, self.split)
         if len(lists.classes) != self.num_classes:
             raise DatasetFormatError(
                 f"{self.root}: annotations list {len(lists.classes)} classes, config says data.num_classes={self.num_classes}"
             )
-        lists.train = _check_items(self.name, "train", lists.train, self.root)
-        lists.test = _check_items(self.name, "test", lists.test, self.root)
-        if self.flow_root is not None:
-            lists.train = [replace(it, flow_dir=flow_folder(self.flow_root, it)) for it in lists.train]
-            lists.test = [replace(it, flow_dir=flow_folder(self.flow_root, it)) for it in lists.test]
-        if self.uses_flow and check_flow:
-            hint = f"python -m i3d_train.flow --src {lists.video_dir} --dst {self.flow_root}"
-            lists.train = _check_flow(self.name, "train", lists.train, self.flow_root, hint)
-            lists.test = _check_flow(self.name, "test", lists.test, self.flow_root, hint)
+        hint = f"python -m i3d_train.flow --src {lists.video_dir} --dst {self.flow_root}"
+        for split in ("train", "val", "test"):
+            items = getattr(lists, split)
+            if items is None:
+                continue
+            items = [self.attach(it) for it in items]
+            items = _check_items(self.name, split, items, self.root, self.storage)
+            if self.uses_flow and check_flow:
+                items = _check_flow(self.name, split, items, self.flow_root, hint)
+            setattr(lists, split, items)
         return lists
+
+    def attach(self, item: VideoItem) -> VideoItem:
+        """The item with its frame folder (``storage=frames``) and flow folder (``flow_root``) set."""
+        stem = Path(item.video_id).with_suffix("")
+        return replace(
+            item,
+            frames_dir=self.frames_root / stem if self.storage == "frames" else None,
+            flow_dir=self.flow_root / stem if self.flow_root is not None else None,
+        )
 
     def _dataset(self, items: list[VideoItem], train: bool, sampler) -> VideoDataset:
         c = self.clip
@@ -217,6 +254,7 @@ class VideoDataModule(pl.LightningDataModule):
             modalities=c.modalities,
             flow_frames=c.flow_frames,
             flow_stride=c.flow_stride,
+            frames_fps=self.frames_fps,
         )
 
     def setup(self, stage: str | None = None) -> None:
@@ -226,7 +264,7 @@ class VideoDataModule(pl.LightningDataModule):
             generate(self.root, self.synthetic)
         self.lists = self.parse()
         self.train_set = self._dataset(self.lists.train, True, RandomClipSampler())
-        self.val_set = self._dataset(self.lists.test, False, CenterClipSampler())
+        self.val_set = self._dataset(self.lists.validation, False, CenterClipSampler())
         self.test_set = self._dataset(self.lists.test, False, UniformClipSampler(self.clip.test_clips or self.test_clips))
 
     @property

@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import Dataset
 
+from i3d_train.data.frames import probe_frames, read_frame_folder
 from i3d_train.data.samplers import ClipSampler, clip_indices
 from i3d_train.data.transforms import ClipTransform, resize_to, scale_to_unit, to_float_clip
 from i3d_train.data.video import VideoDecodeError, probe, read_frames
@@ -31,6 +32,7 @@ class VideoItem:
     label: int
     video_id: str
     flow_dir: Path | None = None  # stored flow of this video (python -m i3d_train.flow), if any
+    frames_dir: Path | None = None  # pre-extracted frames (img_00001.jpg, ...), read instead of the file
 
 
 class VideoDataset(Dataset):
@@ -49,6 +51,7 @@ class VideoDataset(Dataset):
         flow_frames: flow frames per clip (default ``num_frames``); both modalities start at the same
             frame, e.g. Two-Stream's 1 RGB frame and the 10 flow frames from it.
         flow_stride: step between flow frames (default ``frame_stride``).
+        frames_fps: frame rate of the items' frame folders (``VideoItem.frames_dir``).
     """
 
     def __init__(
@@ -64,6 +67,7 @@ class VideoDataset(Dataset):
         modalities: tuple[str, ...] = ("rgb",),
         flow_frames: int | None = None,
         flow_stride: int | None = None,
+        frames_fps: float = 25.0,
     ) -> None:
         self.items = items
         self.num_frames = num_frames
@@ -77,6 +81,7 @@ class VideoDataset(Dataset):
         if unknown or not modalities:
             raise ValueError(f"modalities must be a non-empty subset of ('rgb', 'flow'), got {modalities}")
         self.modalities = tuple(modalities)
+        self.frames_fps = frames_fps
         self.frames = {  # (frames, stride) per modality
             "rgb": (num_frames, frame_stride),
             "flow": (flow_frames or num_frames, flow_stride or frame_stride),
@@ -115,12 +120,17 @@ class VideoDataset(Dataset):
         # N frames have N - 1 flow fields: with flow, clips start where both modalities have data.
         n = int(meta["flow_frames"]) if meta is not None else None
         if "rgb" in self.modalities:
-            info = probe(item.path)
+            frames_dir = item.frames_dir
+            info = probe_frames(frames_dir, self.frames_fps) if frames_dir else probe(item.path)
             n = min(info.num_frames_at(self.fps), n or 1 << 62)
         start = self.sampler.start(n, span, clip_index, rng)
         clips: dict[str, torch.Tensor] = {}
         if "rgb" in self.modalities:
-            frames = read_frames(item.path, clip_indices(start, *self.frames["rgb"]), self.fps, info)
+            indices = clip_indices(start, *self.frames["rgb"])
+            if frames_dir:
+                frames = read_frame_folder(frames_dir, indices, self.fps, info)
+            else:
+                frames = read_frames(item.path, indices, self.fps, info)
             clips["rgb"] = self.transform.resize(to_float_clip(frames))
         if meta is not None:
             size = tuple(clips["rgb"].shape[-2:]) if "rgb" in clips else None

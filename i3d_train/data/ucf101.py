@@ -13,10 +13,12 @@ in ``<root>/<Class>/``, as the synthetic dataset writes them. Class ids here are
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 from i3d_train.data.dataset import VideoItem
+from i3d_train.data.splits import DatasetFormatError, SplitLists, read_lines
+
+__all__ = ["DatasetFormatError", "SplitLists", "parse_ucf101", "LAYOUT"]
 
 LAYOUT = (
     "expected <root>/ucfTrainTestlist/{classInd.txt,trainlist0N.txt,testlist0N.txt} "
@@ -24,26 +26,8 @@ LAYOUT = (
 )
 
 
-class DatasetFormatError(ValueError):
-    """An annotation file that is missing or does not parse; the message names the file and line."""
-
-
-@dataclass
-class SplitLists:
-    """A dataset split as parsed from its annotation files."""
-
-    classes: list[str]
-    train: list[VideoItem]
-    test: list[VideoItem]
-    video_dir: Path  # the folder the items' video ids are relative to
-
-
-def _read_lines(path: Path) -> list[tuple[int, str]]:
-    """Non-empty lines with their 1-based numbers; CRLF and trailing spaces stripped."""
-    if not path.is_file():
-        raise DatasetFormatError(f"{path}: file not found ({LAYOUT})")
-    text = path.read_text(encoding="utf-8-sig")
-    return [(i, line.strip()) for i, line in enumerate(text.splitlines(), 1) if line.strip()]
+def _lines(path: Path) -> list[tuple[int, str]]:
+    return read_lines(path, LAYOUT)
 
 
 def find_dirs(root: Path) -> tuple[Path, Path]:
@@ -61,7 +45,7 @@ def find_dirs(root: Path) -> tuple[Path, Path]:
 def parse_class_index(path: Path) -> list[str]:
     """``classInd.txt`` -> class names in id order."""
     entries: dict[int, str] = {}
-    for lineno, line in _read_lines(path):
+    for lineno, line in _lines(path):
         parts = line.split()
         if len(parts) != 2 or not parts[0].isdigit():
             raise DatasetFormatError(f"{path}:{lineno}: expected '<id> <ClassName>', got {line!r}")
@@ -77,7 +61,7 @@ def parse_list(path: Path, classes: list[str], video_dir: Path, labelled: bool) 
     against the id column when there is one)."""
     index = {name: i for i, name in enumerate(classes)}
     items = []
-    for lineno, line in _read_lines(path):
+    for lineno, line in _lines(path):
         parts = line.split()
         rel = parts[0]
         cls = rel.split("/")[0]

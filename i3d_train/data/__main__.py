@@ -1,0 +1,8 @@
+"""python -m i3d_train.data check <dataset> --root <path> [--split N] [--decode] [--json]"""
+
+import sys
+
+from i3d_train.data.check import main
+
+if __name__ == "__main__":
+    sys.exit(main())
