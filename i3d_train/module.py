@@ -110,7 +110,7 @@ class VideoClassifier(pl.LightningModule):
         self.train_acc = MulticlassAccuracy(num_classes, average="micro")
         self.val_acc = MulticlassAccuracy(num_classes, average="micro")
         self._eval_outputs: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
-        self.skipped_videos = 0
+        self.skipped_videos = 0  # unreadable videos replaced during training (this process)
         self.final_metrics: dict[str, dict[str, float]] = {}
 
     def train(self, mode: bool = True) -> VideoClassifier:
@@ -166,6 +166,7 @@ class VideoClassifier(pl.LightningModule):
         self.log("train/loss", loss, prog_bar=True, batch_size=n)
         self.log("train/acc_top1", self.train_acc, prog_bar=True, on_step=False, on_epoch=True, batch_size=n)
         if "skipped" in batch:
+            self.skipped_videos += int(batch["skipped"].sum())  # this process, whole run
             self.log(
                 "train/skipped_videos",
                 batch["skipped"].sum().float(),

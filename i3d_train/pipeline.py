@@ -150,7 +150,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "epochs": trainer.current_epoch,
         "run_time_s": round(time.time() - start, 1),
         "output_dir": str(out_dir),
-        "skipped_videos": int(trainer.callback_metrics.get("train/skipped_videos", torch.tensor(0)).item()),
+        "skipped_videos": module.skipped_videos,  # whole run; per epoch: train/skipped_videos
     }
     if trainer.is_global_zero:
         (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))

@@ -1,0 +1,246 @@
+"""HMDB-51 and Kinetics-400 parsers (official layouts, real excerpts), frame folders, the data check
+command, and training that survives broken files."""
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from i3d_train.data.check import check
+from i3d_train.data.check import main as check_main
+from i3d_train.data.datamodule import VideoDataModule
+from i3d_train.data.dataset import VideoDataset, VideoItem
+from i3d_train.data.frames import probe_frames, read_frame_folder, write_frame_folder
+from i3d_train.data.hmdb51 import parse_hmdb51
+from i3d_train.data.kinetics import parse_kinetics400
+from i3d_train.data.samplers import CenterClipSampler
+from i3d_train.data.splits import DatasetFormatError
+from i3d_train.data.synthetic import SyntheticConfig, generate
+from i3d_train.data.transforms import ClipTransform
+from i3d_train.pipeline import ConfigError, train
+from i3d_train.weights import kinetics400_classes
+from tests.conftest import compose_train, decode_index, index_frames
+
+ASSETS = Path(__file__).parent / "assets"
+
+
+# --- HMDB-51 ---------------------------------------------------------------------------------------
+
+
+def make_hmdb(root: Path) -> Path:
+    """A tiny HMDB-51 tree: trailing spaces, 0 = unused, class names with underscores."""
+    ann = root / "testTrainMulti_7030_splits"
+    ann.mkdir(parents=True)
+    for cls in ("sword_exercise", "brush_hair"):
+        for split in (1, 2, 3):
+            lines = [f"{cls}_v{i}.avi {(i + split) % 3} " for i in range(6)]  # ids 0, 1, 2 in turn
+            (ann / f"{cls}_test_split{split}.txt").write_text("\n".join(lines) + "\n")
+        (root / cls).mkdir()
+        for i in range(6):
+            (root / cls / f"{cls}_v{i}.avi").write_bytes(b"x")
+    return root
+
+
+def test_hmdb51_tiny_tree(tmp_path):
+    root = make_hmdb(tmp_path / "hmdb")
+    lists = parse_hmdb51(root, 1)
+    assert lists.classes == ["brush_hair", "sword_exercise"]  # ids: sorted class names
+    assert len(lists.train) == 4 and len(lists.test) == 4  # 2 of 6 per class are 0 (unused)
+    assert lists.train[0].video_id == "brush_hair/brush_hair_v0.avi" and lists.train[0].label == 0
+    assert {it.video_id for it in lists.test} == {
+        f"{c}/{c}_v{i}.avi" for c in ("brush_hair", "sword_exercise") for i in (1, 4)
+    }
+    assert {it.video_id for it in parse_hmdb51(root, 2).test} != {it.video_id for it in lists.test}
+    assert lists.train[0].path == root / "brush_hair" / "brush_hair_v0.avi"
+    (root / "testTrainMulti_7030_splits" / "brush_hair_test_split1.txt").write_text("a.avi 1 \nb.avi 3 \n")
+    with pytest.raises(DatasetFormatError, match=r"brush_hair_test_split1.txt:2: expected '<video>.avi <0\|1\|2>'"):
+        parse_hmdb51(root, 1)
+    with pytest.raises(DatasetFormatError, match="no <class>_test_split"):
+        parse_hmdb51(tmp_path, 1)
+
+
+def test_hmdb51_real_split_files_excerpt(tmp_path):
+    root = tmp_path / "hmdb"
+    shutil.copytree(ASSETS / "hmdb51_excerpt", root / "testTrainMulti_7030_splits")
+    for split in (1, 2, 3):
+        lists = parse_hmdb51(root, split)
+        assert lists.classes == ["brush_hair", "sword_exercise"]
+        for label in (0, 1):  # 70 train / 30 test per class, as in every official split
+            assert sum(it.label == label for it in lists.train) == 70
+            assert sum(it.label == label for it in lists.test) == 30
+    assert lists.train[0].video_id.startswith("brush_hair/") and lists.train[0].video_id.endswith(".avi")
+
+
+# --- Kinetics-400 ----------------------------------------------------------------------------------
+
+K400_HEADER = "label,youtube_id,time_start,time_end,split,is_cc"
+
+
+def make_kinetics(root: Path) -> Path:
+    """Train in per-class folders, val flat; quoted labels with spaces and parentheses; one clip missing."""
+    (root / "annotations").mkdir(parents=True)
+    rows = {
+        "train": [
+            ("abseiling", "aaaaaaaaaaa", 10, 20),
+            ('"passing American football (in game)"', "bbbbbbbbbbb", 0, 10),
+            ('"air drumming"', "-ccccccccc_", 5, 15),
+        ],
+        "val": [('"tying knot (not on a tie)"', "ddddddddddd", 1, 11), ("abseiling", "eeeeeeeeeee", 2, 12)],
+    }
+    for split, rs in rows.items():
+        lines = [K400_HEADER] + [f"{lab},{yt},{a},{b},{split},0" for lab, yt, a, b in rs]
+        (root / "annotations" / f"{split}.csv").write_text("\n".join(lines) + "\n")
+    (root / "train" / "abseiling").mkdir(parents=True)
+    (root / "train" / "abseiling" / "aaaaaaaaaaa_000010_000020.mp4").write_bytes(b"x")
+    folder = root / "train" / "passing American football (in game)"
+    folder.mkdir()
+    (folder / "bbbbbbbbbbb_000000_000010.mp4").write_bytes(b"x")
+    # "-ccccccccc_" (air drumming) is missing, as a few percent are in every real copy
+    (root / "val").mkdir()
+    (root / "val" / "ddddddddddd_000001_000011.mkv").write_bytes(b"x")  # flat layout, another container
+    (root / "val" / "eeeeeeeeeee_000002_000012.mp4").write_bytes(b"x")
+    return root
+
+
+def test_kinetics400_both_layouts_quoted_labels_and_missing_clips(tmp_path, caplog):
+    root = make_kinetics(tmp_path / "k400")
+    lists = parse_kinetics400(root)
+    classes = kinetics400_classes()
+    assert lists.classes == classes and len(classes) == 400
+    assert [it.label for it in lists.train] == [
+        classes.index("abseiling"),
+        classes.index("passing American football (in game)"),
+        classes.index("air drumming"),
+    ]
+    assert lists.train[1].video_id == "train/passing American football (in game)/bbbbbbbbbbb_000000_000010.mp4"
+    assert lists.train[2].video_id == "train/air drumming/-ccccccccc__000005_000015.mp4"  # where it would be
+    assert lists.val[0].video_id == "val/ddddddddddd_000001_000011.mkv"
+    assert lists.test == lists.val and lists.absent == ["test.csv"]  # no test.csv: val serves as test
+
+    dm = VideoDataModule("kinetics400", str(root), 1, 400, {"num_frames": 8}, None, 64, 2, 0, 1)
+    with caplog.at_level("WARNING"):
+        parsed = dm.parse()
+    assert "kinetics400 train: 2 of 3 videos found" in caplog.text
+    assert len(parsed.train) == 2 and len(parsed.val) == 2
+
+
+def test_kinetics400_errors_name_file_and_line(tmp_path):
+    root = make_kinetics(tmp_path / "k400")
+    val = root / "annotations" / "val.csv"
+    val.write_text(K400_HEADER + "\nabseiling,x,1,11,val,0\nflying cars,y,1,11,val,0\n")
+    with pytest.raises(DatasetFormatError, match=r"val.csv:3: unknown Kinetics-400 label 'flying cars'"):
+        parse_kinetics400(root)
+    val.write_text(K400_HEADER + '\n"air drumming",y,1,11,val\n')
+    with pytest.raises(DatasetFormatError, match=r"val.csv:2: expected 6 fields, got 5"):
+        parse_kinetics400(root)
+    (root / "annotations" / "train.csv").unlink()
+    with pytest.raises(DatasetFormatError, match=r"train.csv: file not found"):
+        parse_kinetics400(root)
+
+
+def test_kinetics400_real_val_excerpt(tmp_path):
+    (tmp_path / "annotations").mkdir()
+    shutil.copy(ASSETS / "kinetics400_excerpt" / "val.csv", tmp_path / "annotations" / "val.csv")
+    lists = parse_kinetics400(tmp_path, required=("val",))
+    names = [lists.classes[it.label] for it in lists.val]
+    assert len(names) == 20 and names.count("passing American football (in game)") == 5
+    assert names[0] == "abseiling" and lists.val[0].video_id == "val/abseiling/0wR5jVB-WPk_000417_000427.mp4"
+
+
+# --- frame folders ---------------------------------------------------------------------------------
+
+
+def test_frame_folders_read_like_videos(tmp_path):
+    write_frame_folder(tmp_path / "v", index_frames(30))
+    info = probe_frames(tmp_path / "v", fps=50.0)
+    assert info.num_frames == 30 and info.num_frames_at(25.0) == 15
+    clip = read_frame_folder(tmp_path / "v", [0, 1, 2, 14, 15], 25.0, info)  # 50 -> 25 fps: every 2nd; wraps
+    assert [decode_index(f) for f in clip] == [0, 2, 4, 28, 0]
+    item = VideoItem(tmp_path / "absent.mp4", 3, "v.mp4", frames_dir=tmp_path / "v")
+    ds = VideoDataset([item], 8, 25.0, 1, CenterClipSampler(), ClipTransform(64, 64, train=False), frames_fps=25.0)
+    s = ds[0]
+    assert s["rgb"].shape == (3, 8, 64, 64) and s["label"].item() == 3 and s["skipped"].item() == 0
+
+
+def test_datamodule_reads_frame_folders(tmp_path, caplog):
+    root = generate(
+        tmp_path / "syn", SyntheticConfig(num_classes=2, train_per_class=2, test_per_class=1, num_frames=10)
+    )
+    from i3d_train.data.video import read_frames
+
+    for video in (root / "UCF-101").rglob("*.mp4"):
+        rel = video.relative_to(root / "UCF-101").with_suffix("")
+        if rel.name != "v_MoveLeft_g01_c01":  # one folder missing
+            write_frame_folder(tmp_path / "frames" / rel, read_frames(video, np.arange(10)))
+    dm = VideoDataModule(
+        "synthetic", str(root), 1, 2, {"num_frames": 8, "crop_size": 32}, None, 48, 2, 0, 1,
+        synthetic={"num_classes": 2, "train_per_class": 2, "test_per_class": 1, "num_frames": 10},
+        storage="frames", frames_root=str(tmp_path / "frames"),
+    )  # fmt: skip
+    with caplog.at_level("WARNING"):
+        dm.setup("fit")
+    assert "synthetic train: 3 of 4 frame folders found" in caplog.text
+    batch = next(iter(dm.train_dataloader()))
+    assert batch["rgb"].shape == (2, 3, 8, 32, 32) and batch["skipped"].sum() == 0
+
+
+# --- data check command and bad files --------------------------------------------------------------
+
+
+def break_files(videos: list[Path]) -> None:
+    """A zero-byte file, a truncated file, and a text file named .mp4."""
+    videos[0].write_bytes(b"")
+    data = videos[1].read_bytes()
+    videos[1].write_bytes(data[: len(data) // 2])
+    videos[2].write_text("this is not a video\n")
+
+
+def test_check_command_counts_missing_and_unreadable(tmp_path, capsys):
+    root = generate(tmp_path / "syn", SyntheticConfig(num_classes=2, train_per_class=3, test_per_class=1, num_frames=8))
+    videos = sorted((root / "UCF-101").rglob("*.mp4"))
+    videos[-1].unlink()
+    break_files(videos[:3])
+    assert check_main(["check", "synthetic", "--root", str(root), "--decode", "--json"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert {"num_classes", "train", "val", "test", "missing", "unreadable"} <= set(r)
+    assert (r["num_classes"], r["train"], r["val"], r["test"]) == (2, 6, 2, 2)
+    assert r["missing"] == 1 and r["unreadable"] == 3
+    assert {u["video"] for u in r["unreadable_files"]} == {str(v.relative_to(root / "UCF-101")) for v in videos[:3]}
+    assert check_main(["check", "synthetic", "--root", str(root)]) == 0
+    out = capsys.readouterr().out
+    assert "2 classes, train 6, val 2, test 2" in out and "missing: 1 of 8" in out
+    assert check_main(["check", "hmdb51", "--root", str(tmp_path / "nowhere")]) == 2
+    assert capsys.readouterr().err.startswith("error: dataset root")
+
+
+def test_check_on_excerpts_of_the_real_split_files(tmp_path):
+    ucf = tmp_path / "ucf"
+    shutil.copytree(ASSETS / "ucf101_excerpt", ucf / "ucfTrainTestlist")
+    r = check("ucf101", ucf, 1)
+    assert (r["num_classes"], r["train"], r["test"], r["missing"]) == (101, 6, 3, 9)
+    hmdb = tmp_path / "hmdb"
+    shutil.copytree(ASSETS / "hmdb51_excerpt", hmdb / "testTrainMulti_7030_splits")
+    r = check("hmdb51", hmdb, 2)
+    assert (r["num_classes"], r["train"], r["test"], r["missing"]) == (2, 140, 60, 200)
+
+
+@pytest.mark.slow
+def test_training_survives_broken_files_and_reports_them(tmp_path):
+    cfg = compose_train(tmp_path)
+    root = generate(cfg.data.root, SyntheticConfig(**cfg.data.synthetic))
+    train_list = (root / "ucfTrainTestlist" / "trainlist01.txt").read_text().split()
+    train_videos = [root / "UCF-101" / p for p in train_list if p.endswith(".mp4")]
+    break_files(train_videos[:3])
+    metrics = train(cfg)  # same digest: the set is not regenerated, the broken files stay
+    assert metrics["skipped_videos"] >= 3
+    assert metrics["test"]["num_videos"] == 8.0  # the test videos are intact
+
+
+def test_a_dataset_without_usable_items_stops_at_setup(tmp_path):
+    cfg = compose_train(tmp_path, ["data=hmdb51", f"data.root={make_hmdb(tmp_path / 'hmdb')}", "data.num_classes=2"])
+    for v in (tmp_path / "hmdb").rglob("*.avi"):
+        v.unlink()
+    with pytest.raises(ConfigError, match="hmdb51 train: none of the 8 listed videos exist"):
+        train(cfg)
