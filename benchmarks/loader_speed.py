@@ -36,7 +36,9 @@ from i3d_train.data.video import probe, read_frames
 FRAMES = 64
 
 
-def make_videos(folder: Path, n: int, seconds: int = 10, fps: int = 25, size: tuple[int, int] = (340, 256)) -> list[Path]:
+def make_videos(
+    folder: Path, n: int, seconds: int = 10, fps: int = 25, size: tuple[int, int] = (340, 256)
+) -> list[Path]:
     w, h = size
     paths = []
     for i in range(n):
