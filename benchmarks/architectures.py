@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import tempfile
 import time
 from pathlib import Path
 
@@ -71,23 +70,28 @@ def main() -> None:
     p.add_argument("--models", default=",".join(m for m, _, _ in MODELS))
     p.add_argument("--params-only", action="store_true")
     p.add_argument("--out", type=Path, default=None, help="also write the runs' metrics here (JSON)")
+    p.add_argument(
+        "--runs-dir",
+        type=Path,
+        default=Path("logs/benchmarks/architectures"),
+        help="each run's folder (metrics.json, checkpoints): python -m i3d_train.report reads them",
+    )
     p.add_argument("overrides", nargs="*", help="extra Hydra overrides for every run")
     args = p.parse_args()
     params_table()
     if args.params_only:
         return
     rows, runs = [], {}
-    with tempfile.TemporaryDirectory() as tmp:
-        for model, row, _ in MODELS:
-            if model not in args.models.split(","):
-                continue
-            cfg = config(model, [f"trainer.max_epochs={args.epochs}", *args.overrides])
-            with open_dict(cfg):
-                cfg.paths.output_dir = str(Path(tmp) / model)
-            t0 = time.time()
-            m = train(cfg)
-            runs[model] = m
-            rows.append((row, model, *columns(m), m["params_total"], time.time() - t0))
+    for model, row, _ in MODELS:
+        if model not in args.models.split(","):
+            continue
+        cfg = config(model, [f"trainer.max_epochs={args.epochs}", *args.overrides])
+        with open_dict(cfg):
+            cfg.paths.output_dir = str((args.runs_dir / model).resolve())
+        t0 = time.time()
+        m = train(cfg)
+        runs[model] = m
+        rows.append((row, model, *columns(m), m["params_total"], time.time() - t0))
     print(f"\nTable 2 layout: synthetic motion set (8 classes, motion only), from scratch, {args.epochs} epochs each,")
     print("video-level top-1 (%) on the test list:\n")
     print("| architecture | RGB | Flow | RGB+Flow | params (8 classes) | time (s) |")

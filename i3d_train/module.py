@@ -5,8 +5,9 @@ Accuracy is reported at two levels, so it is always clear what a number means:
 - video level (``*/video_acc_top1``, ``*/video_acc_top5``, ``*/video_mean_class_acc``): the softmax
   scores of every clip of a video averaged, one prediction per video (the paper's test protocol
   averages predictions over the whole video).
-Video scores are summed per ``video_index`` and gathered across processes before the metric, and
-each video counts once whatever the number of clips or processes.
+Clip scores are gathered across processes, the copies DistributedSampler pads with are dropped (each
+``(video_index, clip_index)`` once), and the rest averaged per ``video_index``: every video counts once
+whatever the number of clips or processes.
 
 Multi-stream nets (Two-Stream I3D) return ``{stream: logits}``: each stream has its own loss (summed),
 and metrics are logged per stream and for their fusion, the average of the streams' softmax scores
@@ -54,6 +55,18 @@ def video_level_scores(
     vlabels = torch.full((n,), -1, dtype=torch.long, device=scores.device).index_copy_(0, video_index, labels)
     seen = count > 0
     return summed[seen] / count[seen, None], vlabels[seen], seen
+
+
+MAX_VIEWS = 1 << 20  # more clips x crops per video than anyone evaluates
+
+
+def first_occurrences(keys: torch.Tensor) -> torch.Tensor:
+    """Indices of the first occurrence of each distinct key (in order of first appearance)."""
+    uniq, inverse = torch.unique(keys, return_inverse=True)
+    pos = torch.arange(len(keys), device=keys.device)
+    first = torch.full((len(uniq),), len(keys), dtype=torch.long, device=keys.device)
+    first = first.scatter_reduce(0, inverse, pos, reduce="amin")
+    return first.sort().values
 
 
 def video_metrics(scores: torch.Tensor, labels: torch.Tensor, num_classes: int) -> dict[str, float]:
@@ -109,9 +122,11 @@ class VideoClassifier(pl.LightningModule):
         self.scheduler_monitor = scheduler_monitor
         self.train_acc = MulticlassAccuracy(num_classes, average="micro")
         self.val_acc = MulticlassAccuracy(num_classes, average="micro")
-        self._eval_outputs: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
+        self._eval_outputs: list[tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor], torch.Tensor]] = []
         self.skipped_videos = 0  # unreadable videos replaced during training (this process)
         self.final_metrics: dict[str, dict[str, float]] = {}
+        # per stage: {"video_index" (V,), "label" (V,), "scores": {stream: (V, C) averaged softmax}}
+        self.video_outputs: dict[str, dict[str, Any]] = {}
 
     def train(self, mode: bool = True) -> VideoClassifier:
         """Also keeps frozen batch norms (protocol ``fixed``) in eval mode, whenever Lightning switches."""
@@ -189,26 +204,31 @@ class VideoClassifier(pl.LightningModule):
         probs = {s: o.float().softmax(-1) for s, o in streams.items()}
         if len(probs) > 1:
             probs["fused"] = scores
-        self._eval_outputs.append((batch["video_index"], probs, batch["label"]))
+        self._eval_outputs.append((batch["video_index"], batch["clip_index"], probs, batch["label"]))
 
     def _eval_epoch_end(self, stage: str) -> None:
         if not self._eval_outputs:
             return
-        idx = torch.cat([o[0] for o in self._eval_outputs])
-        labels = torch.cat([o[2] for o in self._eval_outputs])
-        probs = {s: torch.cat([o[1][s] for o in self._eval_outputs]) for s in self._eval_outputs[0][1]}
+        idx, views, labels = (torch.cat([o[i] for o in self._eval_outputs]) for i in (0, 1, 3))
+        probs = {s: torch.cat([o[2][s] for o in self._eval_outputs]) for s in self._eval_outputs[0][2]}
         self._eval_outputs.clear()
-        if self.trainer.world_size > 1:  # every process's clips, each video summed once below
-            idx, labels = (self.all_gather(t).flatten(0, 1) for t in (idx, labels))
+        if self.trainer.world_size > 1:  # every process's clips
+            idx, views, labels = (self.all_gather(t).flatten(0, 1) for t in (idx, views, labels))
             probs = {s: self.all_gather(p).flatten(0, 1) for s, p in probs.items()}
+        # DistributedSampler pads with repeated samples: keep each (video, view) once.
+        keep = first_occurrences(idx * MAX_VIEWS + views)
+        idx, labels = idx[keep], labels[keep]
         metrics: dict[str, float] = {}
+        videos: dict[str, torch.Tensor] = {}
         for s, p in probs.items():
-            vscores, vlabels, _ = video_level_scores(idx, p, labels)
+            vscores, vlabels, seen = video_level_scores(idx, p[keep], labels)
+            videos[s] = vscores
             m = video_metrics(vscores, vlabels, self.num_classes)
             metrics.update({(f"{s}/{k}" if s else k): v for k, v in m.items()})
             if s == "fused":  # the model's own numbers are the fused ones
                 metrics.update(m)
         self.final_metrics[stage] = metrics
+        self.video_outputs[stage] = {"video_index": seen.nonzero().flatten(), "label": vlabels, "scores": videos}
         for k, v in metrics.items():
             self.log(f"{stage}/{k}", v, prog_bar=k == "video_acc_top1", rank_zero_only=True)
 

@@ -19,6 +19,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from i3d_train.data.ucf101 import DatasetFormatError
+from i3d_train.evaluate import PredictionWriter
 from i3d_train.models.inflate import ImageNetWeightsError, init_from_imagenet
 from i3d_train.protocols import ProtocolError, apply_protocol
 
@@ -45,6 +46,10 @@ def _wandb_offline_unless_logged_in() -> None:
         return
     os.environ["WANDB_MODE"] = "offline"
     log.info("W&B: no API key found, logging offline (upload later with `wandb sync`)")
+
+
+def run_title(cfg: DictConfig) -> str:
+    return f"{cfg.model.name} ({cfg.model.modality}) on {cfg.data.name} split {cfg.data.split}, protocol {cfg.protocol.name}"
 
 
 def count_parameters(module: torch.nn.Module) -> tuple[int, int]:
@@ -117,6 +122,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     log.info("model: %s, %s parameters (%s trainable)", cfg.model.name, f"{total:,}", f"{trainable:,}")
 
     callbacks = _instantiate_dict(cfg.get("callbacks"))
+    if cfg.get("test"):  # predictions.csv, scores and plots of the test run in the run folder
+        callbacks.append(PredictionWriter(out_dir, run_title(cfg)))
     loggers = _instantiate_dict(cfg.get("logger"))
     trainer: pl.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     for lg in loggers:

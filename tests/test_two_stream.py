@@ -51,7 +51,13 @@ def test_two_stream_module_reports_each_stream_and_the_fusion():
     assert module.net.modalities == ("rgb", "flow")
     idx = torch.arange(3).float().view(3, 1, 1, 1, 1).expand(3, 1, 1, 2, 2)
     labels = torch.tensor([0, 1, 1])
-    batch = {"rgb": idx, "flow": idx, "label": labels, "video_index": torch.arange(3)}
+    batch = {
+        "rgb": idx,
+        "flow": idx,
+        "label": labels,
+        "video_index": torch.arange(3),
+        "clip_index": torch.zeros(3, dtype=torch.long),
+    }
 
     raw, streams, scores = module._outputs(batch)
     assert set(streams) == {"rgb", "flow"} and torch.allclose(scores, fuse(streams))

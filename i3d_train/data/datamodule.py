@@ -3,7 +3,9 @@
 The model config declares what it consumes (``model.input``: frames, fps, stride, crop, modalities);
 the data config may shrink it for small data (``data.input_override``, used by the synthetic set so a
 CPU run is quick). Train clips: random start, random crop, flip. Validation: one center clip, center
-crop. Test: ``test_clips`` uniform clips, center crop, averaged per video by the LightningModule.
+crop. Test (``test_protocol``): ``clips``: ``test_clips`` uniform clips x ``test_crops`` (1 center or 3
+along the long side); ``center``: one center clip; ``paper``: the whole video, center crop (the
+paper's protocol; batch size 1). Scores are averaged per video by the LightningModule.
 UCF-101 and HMDB-51 have no validation split; as is usual, validation uses the test list.
 
 Flow clips (``flow`` among the model's modalities) are read from ``data.flow_root``: one folder per
@@ -23,7 +25,13 @@ import pytorch_lightning as pl
 from torch.utils.data import DataLoader
 
 from i3d_train.data.dataset import VideoDataset, VideoItem
-from i3d_train.data.samplers import CenterClipSampler, RandomClipSampler, UniformClipSampler
+from i3d_train.data.samplers import (
+    CenterClipSampler,
+    ClipSampler,
+    RandomClipSampler,
+    UniformClipSampler,
+    WholeVideoSampler,
+)
 from i3d_train.data.synthetic import SyntheticConfig, generate
 from i3d_train.data.transforms import ClipTransform
 from i3d_train.data.hmdb51 import parse_hmdb51
@@ -33,6 +41,8 @@ from i3d_train.data.ucf101 import parse_ucf101
 from i3d_train.flow.extract import METHODS, ExtractOptions, is_complete
 
 log = logging.getLogger(__name__)
+
+TEST_PROTOCOLS = ("clips", "center", "paper")
 
 # Dataset name -> parser of its official annotation files (root, split) -> SplitLists.
 PARSERS = {
@@ -110,7 +120,10 @@ class VideoDataModule(pl.LightningDataModule):
         short_side: frames are resized so their short side is this (paper: 256).
         batch_size: clips per batch (per process).
         num_workers: DataLoader workers.
-        test_clips: uniform clips per video at test time.
+        test_clips: uniform clips per video at test time (``test_protocol=clips``).
+        test_protocol: ``clips`` (uniform clips x crops), ``center`` (one center clip x crops) or
+            ``paper`` (the whole video, center crop).
+        test_crops: spatial crops per test clip: 1 (center) or 3.
         flip: random left-right flips in training (paper: yes; off for data whose classes are
             mirror images of each other, like the synthetic set's left/right motions).
         synthetic: parameters of the synthetic set (``name=synthetic`` only).
@@ -143,6 +156,8 @@ class VideoDataModule(pl.LightningDataModule):
         storage: str = "video",
         frames_root: str | None = None,
         frames_fps: float = 25.0,
+        test_protocol: str = "clips",
+        test_crops: int = 1,
     ) -> None:
         super().__init__()
         self.name = name
@@ -154,6 +169,12 @@ class VideoDataModule(pl.LightningDataModule):
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.test_clips = test_clips
+        if test_protocol not in TEST_PROTOCOLS:
+            raise ValueError(f"data.test_protocol must be one of {', '.join(TEST_PROTOCOLS)}, got {test_protocol!r}")
+        if test_crops not in (1, 3):
+            raise ValueError(f"data.test_crops must be 1 or 3, got {test_crops}")
+        self.test_protocol = test_protocol
+        self.test_crops = test_crops
         self.flip = flip
         self.synthetic = SyntheticConfig(**(synthetic or {})) if name == "synthetic" else None
         self.pin_memory = pin_memory
@@ -242,7 +263,7 @@ class VideoDataModule(pl.LightningDataModule):
             flow_dir=self.flow_root / stem if self.flow_root is not None else None,
         )
 
-    def _dataset(self, items: list[VideoItem], train: bool, sampler) -> VideoDataset:
+    def _dataset(self, items: list[VideoItem], train: bool, sampler, crops: int = 1) -> VideoDataset:
         c = self.clip
         return VideoDataset(
             items,
@@ -250,7 +271,7 @@ class VideoDataModule(pl.LightningDataModule):
             fps=c.fps,
             frame_stride=c.frame_stride,
             sampler=sampler,
-            transform=ClipTransform(self.short_side, c.crop_size, train=train, flip=self.flip),
+            transform=ClipTransform(self.short_side, c.crop_size, train=train, flip=self.flip, crops=crops),
             modalities=c.modalities,
             flow_frames=c.flow_frames,
             flow_stride=c.flow_stride,
@@ -265,7 +286,14 @@ class VideoDataModule(pl.LightningDataModule):
         self.lists = self.parse()
         self.train_set = self._dataset(self.lists.train, True, RandomClipSampler())
         self.val_set = self._dataset(self.lists.validation, False, CenterClipSampler())
-        self.test_set = self._dataset(self.lists.test, False, UniformClipSampler(self.clip.test_clips or self.test_clips))
+        self.test_set = self._dataset(self.lists.test, False, self.test_sampler(), self.test_crops)
+
+    def test_sampler(self) -> ClipSampler:
+        if self.test_protocol == "paper":
+            return WholeVideoSampler()
+        if self.test_protocol == "center":
+            return CenterClipSampler()
+        return UniformClipSampler(self.clip.test_clips or self.test_clips)
 
     @property
     def classes(self) -> list[str]:
@@ -273,10 +301,10 @@ class VideoDataModule(pl.LightningDataModule):
             self.setup()
         return self.lists.classes
 
-    def _loader(self, ds: VideoDataset, shuffle: bool) -> DataLoader:
+    def _loader(self, ds: VideoDataset, shuffle: bool, batch_size: int | None = None) -> DataLoader:
         return DataLoader(
             ds,
-            batch_size=self.batch_size,
+            batch_size=batch_size or self.batch_size,
             shuffle=shuffle,
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,
@@ -291,4 +319,5 @@ class VideoDataModule(pl.LightningDataModule):
         return self._loader(self.val_set, shuffle=False)
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader(self.test_set, shuffle=False)
+        # whole videos (the paper's protocol) differ in length: one per batch
+        return self._loader(self.test_set, shuffle=False, batch_size=1 if self.test_protocol == "paper" else None)

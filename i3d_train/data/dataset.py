@@ -17,7 +17,7 @@ from torch.utils.data import Dataset
 
 from i3d_train.data.frames import probe_frames, read_frame_folder
 from i3d_train.data.samplers import ClipSampler, clip_indices
-from i3d_train.data.transforms import ClipTransform, resize_to, scale_to_unit, to_float_clip
+from i3d_train.data.transforms import ClipTransform, resize_frames, resize_to
 from i3d_train.data.video import VideoDecodeError, probe, read_frames
 from i3d_train.flow.extract import is_complete, read_flow, read_meta
 
@@ -89,7 +89,8 @@ class VideoDataset(Dataset):
 
     @property
     def num_clips(self) -> int:
-        return self.sampler.num_clips
+        """Views per video: temporal clips x spatial crops."""
+        return self.sampler.num_clips * self.transform.crops
 
     def __len__(self) -> int:
         return len(self.items) * self.num_clips
@@ -115,7 +116,8 @@ class VideoDataset(Dataset):
     def load(self, video_index: int, clip_index: int, rng: random.Random) -> dict[str, torch.Tensor]:
         """Decode and transform one clip (raises :class:`VideoDecodeError` for a bad file)."""
         item = self.items[video_index]
-        span = max((t - 1) * stride + 1 for m, (t, stride) in self.frames.items() if m in self.modalities)
+        clip_index, crop_index = divmod(clip_index, self.transform.crops)
+        frames_of = dict(self.frames)
         meta = self._flow_meta(item) if "flow" in self.modalities else None
         # N frames have N - 1 flow fields: with flow, clips start where both modalities have data.
         n = int(meta["flow_frames"]) if meta is not None else None
@@ -123,27 +125,30 @@ class VideoDataset(Dataset):
             frames_dir = item.frames_dir
             info = probe_frames(frames_dir, self.frames_fps) if frames_dir else probe(item.path)
             n = min(info.num_frames_at(self.fps), n or 1 << 62)
+        if self.sampler.whole_video:  # every frame (at the stride): the paper's test protocol
+            frames_of = {m: (max(1, -(-n // stride)), stride) for m, (_, stride) in frames_of.items()}
+        span = max((t - 1) * stride + 1 for m, (t, stride) in frames_of.items() if m in self.modalities)
         start = self.sampler.start(n, span, clip_index, rng)
         clips: dict[str, torch.Tensor] = {}
         if "rgb" in self.modalities:
-            indices = clip_indices(start, *self.frames["rgb"])
+            indices = clip_indices(start, *frames_of["rgb"])
             if frames_dir:
                 frames = read_frame_folder(frames_dir, indices, self.fps, info)
             else:
                 frames = read_frames(item.path, indices, self.fps, info)
-            clips["rgb"] = self.transform.resize(to_float_clip(frames))
+            clips["rgb"] = resize_frames(torch.from_numpy(frames), self.transform.short_side)  # T x H x W x 3
+        size = tuple(clips["rgb"].shape[1:3]) if "rgb" in clips else None
         if meta is not None:
-            size = tuple(clips["rgb"].shape[-2:]) if "rgb" in clips else None
-            clips["flow"] = self._flow(item, meta, clip_indices(start, *self.frames["flow"]), size)
-        ref = next(iter(clips.values()))
-        p = self.transform.draw(ref.shape[-2], ref.shape[-1], rng)  # one crop and flip for every modality
+            clips["flow"] = self._flow(item, meta, clip_indices(start, *frames_of["flow"]), size)
+            size = size or tuple(clips["flow"].shape[-2:])
+        p = self.transform.draw(*size, rng, crop_index)  # one crop and flip for every modality
         sample = {
             "label": torch.tensor(item.label, dtype=torch.long),
             "video_index": torch.tensor(video_index, dtype=torch.long),
-            "clip_index": torch.tensor(clip_index, dtype=torch.long),
+            "clip_index": torch.tensor(clip_index * self.transform.crops + crop_index, dtype=torch.long),  # view
         }
         if "rgb" in clips:
-            sample["rgb"] = scale_to_unit(self.transform.apply(clips["rgb"], p))
+            sample["rgb"] = self.transform.frames(clips["rgb"], p)
         if "flow" in clips:
             sample["flow"] = (self.transform.apply(clips["flow"], p, is_flow=True) / meta["bound"]).clamp(-1, 1)
         return sample

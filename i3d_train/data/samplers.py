@@ -16,6 +16,7 @@ class ClipSampler:
     """Base class. ``num_clips`` clips per video; ``start(num_frames, span, clip_index, rng)``."""
 
     num_clips: int = 1
+    whole_video: bool = False  # the clip is the whole video (its length set by the video, not the model)
 
     def start(self, num_frames: int, span: int, clip_index: int, rng: random.Random) -> int:
         raise NotImplementedError
@@ -50,6 +51,16 @@ class UniformClipSampler(ClipSampler):
         if self.num_clips == 1:
             return last // 2
         return round(clip_index * last / (self.num_clips - 1))
+
+
+class WholeVideoSampler(ClipSampler):
+    """The paper's test protocol: one clip made of every frame of the video (at the model's stride);
+    the model averages its predictions over time. Clips differ in length: use batch size 1."""
+
+    whole_video = True
+
+    def start(self, num_frames: int, span: int, clip_index: int, rng: random.Random) -> int:
+        return 0
 
 
 def clip_indices(start: int, num_frames: int, stride: int = 1) -> np.ndarray:

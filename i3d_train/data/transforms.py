@@ -26,13 +26,38 @@ def resize_short_side(clip: torch.Tensor, size: int) -> torch.Tensor:
     h, w = clip.shape[-2:]
     if min(h, w) == size:
         return clip
-    if h <= w:
-        nh, nw = size, max(1, round(w * size / h))
-    else:
-        nh, nw = max(1, round(h * size / w)), size
+    nh, nw = short_side_size(h, w, size)
     x = clip.permute(1, 0, 2, 3)  # T x C x H x W
     x = F.interpolate(x, size=(nh, nw), mode="bilinear", align_corners=False, antialias=nh < h)
     return x.permute(1, 0, 2, 3)
+
+
+def short_side_size(h: int, w: int, size: int) -> tuple[int, int]:
+    """``(h, w)`` after resizing the short side to ``size`` (aspect ratio kept)."""
+    if h <= w:
+        return size, max(1, round(w * size / h))
+    return max(1, round(h * size / w)), size
+
+
+def resize_frames(frames: torch.Tensor, size: int) -> torch.Tensor:
+    """``uint8 (T, H, W, C)`` frames with the short side resized to ``size``, still ``uint8`` (bilinear,
+    antialiased when shrinking). Works on uint8 channels-last data: several times faster than the same
+    resize in float, and what the data loader uses for RGB."""
+    t, h, w, c = frames.shape
+    if min(h, w) == size:
+        return frames
+    nh, nw = short_side_size(h, w, size)
+    x = frames.permute(0, 3, 1, 2)  # T x C x H x W view, channels-last strides
+    x = F.interpolate(x, size=(nh, nw), mode="bilinear", align_corners=False, antialias=nh < h)
+    return x.permute(0, 2, 3, 1)
+
+
+def frames_to_unit(frames: torch.Tensor) -> torch.Tensor:
+    """``uint8 (T, H, W, C)`` -> ``float32 (C, T, H, W)`` in [-1, 1], in one pass."""
+    t, h, w, c = frames.shape
+    out = torch.empty((c, t, h, w), dtype=torch.float32)
+    out.copy_(frames.permute(3, 0, 1, 2))
+    return out.div_(127.5).sub_(1.0)
 
 
 def resize_to(clip: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -73,22 +98,33 @@ class ClipTransform:
         crop_size: square crop (paper: 224).
         train: random crop and flip if True, center crop otherwise.
         flip: allow the random left-right flip in training.
+        crops: evaluation crops per clip: 1 (center) or 3 (start, center and end of the long side, the
+            usual "3 crops" of "10 clips x 3 crops" testing).
     """
 
-    def __init__(self, short_side: int, crop_size: int, train: bool, flip: bool = True) -> None:
+    def __init__(self, short_side: int, crop_size: int, train: bool, flip: bool = True, crops: int = 1) -> None:
         if crop_size > short_side:
             raise ValueError(f"crop_size {crop_size} is larger than short_side {short_side}")
+        if crops not in (1, 3):
+            raise ValueError(f"test crops must be 1 or 3, got {crops}")
         self.short_side = short_side
         self.crop_size = crop_size
         self.train = train
         self.flip = flip
+        self.crops = 1 if train else crops
 
-    def draw(self, h: int, w: int, rng: random.Random) -> SpatialParams:
-        """Draw crop offsets and flip for a resized frame of size ``h x w``."""
+    def draw(self, h: int, w: int, rng: random.Random, crop_index: int = 0) -> SpatialParams:
+        """Draw crop offsets and flip for a resized frame of size ``h x w`` (``crop_index``: which of
+        the evaluation crops)."""
         s = self.crop_size
         if self.train:
             return SpatialParams(rng.randint(0, h - s), rng.randint(0, w - s), self.flip and rng.random() < 0.5)
         top, left = center_offsets(h, w, s)
+        if self.crops == 3 and crop_index != 1:  # 0: start of the long side, 1: center, 2: end
+            if w >= h:
+                left = 0 if crop_index == 0 else w - s
+            else:
+                top = 0 if crop_index == 0 else h - s
         return SpatialParams(top, left, False)
 
     def apply(self, clip: torch.Tensor, p: SpatialParams, is_flow: bool = False) -> torch.Tensor:
@@ -100,6 +136,15 @@ class ClipTransform:
                 clip = clip.clone()
                 clip[0] = -clip[0]
         return clip
+
+    def frames(self, frames: torch.Tensor, p: SpatialParams) -> torch.Tensor:
+        """Crop/flip resized ``uint8 (T, H, W, C)`` frames, then ``float32 (C, T, s, s)`` in [-1, 1]
+        (the fast RGB path: every step but the last on uint8)."""
+        s = self.crop_size
+        x = frames[:, p.top : p.top + s, p.left : p.left + s]
+        if p.flip:
+            x = x.flip(2)
+        return frames_to_unit(x)
 
     def resize(self, clip: torch.Tensor) -> torch.Tensor:
         """``(C, T, H, W)`` with its short side resized to ``short_side``."""

@@ -1,0 +1,25 @@
+"""Evaluate a trained checkpoint, or fuse two:  python eval.py ckpt_path=<rgb.ckpt> [fuse_with=<flow.ckpt>]
+
+Composes conf/eval.yaml and calls i3d_train.eval_run.evaluate.
+"""
+
+import sys
+
+import hydra
+from omegaconf import DictConfig
+
+from i3d_train.eval_run import evaluate
+from i3d_train.pipeline import ConfigError
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="eval")
+def main(cfg: DictConfig) -> None:
+    try:
+        evaluate(cfg)
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()
