@@ -1,25 +1,52 @@
 """Train an action-recognition model:  python train.py model=i3d data=ucf101
 
 Composes conf/train.yaml (see the README for the config groups) and calls i3d_train.pipeline.train.
+In a multirun (``-m``), a run that fails is logged (traceback in its folder's ``error.txt``) and the
+sweep goes on; its W&B run, if any, is finished as failed.
 """
 
+import logging
+import math
 import sys
+import traceback
+from pathlib import Path
 
 import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from i3d_train.pipeline import ConfigError, train
+
+log = logging.getLogger("train")
+
+
+def _multirun() -> bool:
+    try:
+        return HydraConfig.get().mode == RunMode.MULTIRUN
+    except ValueError:  # not under Hydra
+        return False
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
     try:
         metrics = train(cfg)
-    except ConfigError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
+    except Exception as e:
+        if not _multirun():
+            if isinstance(e, ConfigError):
+                print(f"error: {e}", file=sys.stderr)
+                sys.exit(2)
+            raise
+        out = Path(cfg.paths.output_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "error.txt").write_text(traceback.format_exc())
+        log.error(
+            "run %s failed (%s: %s); the sweep goes on. Traceback: %s", out.name, type(e).__name__, e, out / "error.txt"
+        )
+        return math.nan  # a failed trial for sweepers that optimise (Optuna)
     # Returned to Hydra's sweepers (Optuna): the validation metric.
-    return metrics.get("val", {}).get("video_acc_top1")
+    return metrics.get("val", {}).get(cfg.get("optimized_metric", "video_acc_top1"))
 
 
 if __name__ == "__main__":

@@ -18,9 +18,11 @@ unprefixed names (``val/video_acc_top1``, which checkpointing watches) are the f
 from __future__ import annotations
 
 import inspect
+import random
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
@@ -243,6 +245,30 @@ class VideoClassifier(pl.LightningModule):
 
     def on_test_epoch_end(self) -> None:
         self._eval_epoch_end("test")
+
+    # --- exact resumes ----------------------------------------------------------------------------
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Keep the global random states (dropout draws from them), as plain types."""
+        np_state = np.random.get_state()
+        checkpoint["rng_states"] = {
+            "torch": torch.get_rng_state(),
+            "numpy": [np_state[0], np_state[1].tolist(), *np_state[2:]],
+            "python": random.getstate(),
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self._rng_states = checkpoint.get("rng_states")
+
+    def on_train_start(self) -> None:
+        """A resumed run continues with the random states the interrupted one had at its checkpoint."""
+        states = getattr(self, "_rng_states", None)
+        if states:
+            torch.set_rng_state(states["torch"])
+            np_state = states["numpy"]
+            np.random.set_state((np_state[0], np.array(np_state[1], dtype=np.uint32), *np_state[2:]))
+            random.setstate(tuple(x if not isinstance(x, list) else tuple(x) for x in states["python"]))
+            self._rng_states = None
 
     # --- optimisation -----------------------------------------------------------------------------
 

@@ -6,6 +6,7 @@ in-process.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -16,8 +17,10 @@ from typing import Any
 import hydra
 import pytorch_lightning as pl
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
+from pytorch_lightning.utilities import rank_zero_only
 
+from i3d_train.checkpoint_io import AtomicCheckpointIO
 from i3d_train.data.ucf101 import DatasetFormatError
 from i3d_train.evaluate import PredictionWriter
 from i3d_train.models.inflate import ImageNetWeightsError, init_from_imagenet
@@ -86,15 +89,72 @@ def _summary(metrics: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def config_fingerprint(cfg: DictConfig, out_dir: Path) -> str:
+    """What makes two runs "the same config" for ``ckpt_path=last``: the resolved config without the
+    run's own folder and the resume settings."""
+    c = OmegaConf.to_container(cfg, resolve=True)
+    c.pop("ckpt_path", None)
+    c.pop("resume", None)
+    text = json.dumps(c, sort_keys=True, default=str).replace(str(out_dir), "<run>")
+    return hashlib.sha1(text.encode()).hexdigest()
+
+
+def find_resumable(cfg: DictConfig, out_dir: Path, fingerprint: str) -> Path | None:
+    """``last.ckpt`` of the newest earlier run with the same config fingerprint under the log folder."""
+    log_dir = Path(cfg.paths.log_dir) / cfg.get("task_name", "train")
+    found = []
+    for fp in log_dir.rglob("fingerprint.txt"):
+        run = fp.parent
+        last = run / "checkpoints" / "last.ckpt"
+        if run.resolve() != out_dir.resolve() and last.is_file() and fp.read_text().strip() == fingerprint:
+            found.append((last.stat().st_mtime, last))
+    return max(found)[1] if found else None
+
+
+def resolve_ckpt_path(cfg: DictConfig, out_dir: Path, fingerprint: str) -> str | None:
+    ckpt = cfg.get("ckpt_path")
+    if ckpt == "last" or cfg.get("resume"):
+        last = find_resumable(cfg, out_dir, fingerprint)
+        if last is None:
+            log.warning("resume: no earlier run with this config has a last.ckpt; starting from scratch")
+            return None
+        log.info("resume: continuing from %s", last)
+        return str(last)
+    if ckpt and not Path(ckpt).is_file():
+        raise ConfigError(
+            f"ckpt_path={ckpt}: no such checkpoint (use ckpt_path=last to resume the newest same-config run)"
+        )
+    return ckpt
+
+
+def _stage_metrics(trainer: pl.Trainer, stage: str) -> dict[str, float]:
+    """The ``<stage>/...`` metrics Lightning kept (also under ddp_spawn, where the module's are lost)."""
+    prefix = f"{stage}/"
+    return {k[len(prefix) :]: float(v) for k, v in trainer.callback_metrics.items() if k.startswith(prefix)}
+
+
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Fit, then test the best checkpoint; write ``metrics.json`` into ``cfg.paths.output_dir``.
 
-    Returns the metrics dict that was written.
+    The effective config (``config.yaml``) and its fingerprint are written first, so a crashed run
+    can be found and resumed (``ckpt_path=last``). Returns the metrics dict that was written.
     """
     start = time.time()
     out_dir = Path(cfg.paths.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     pl.seed_everything(cfg.seed, workers=True)
+    fingerprint = config_fingerprint(cfg, out_dir)
+    ckpt_path = resolve_ckpt_path(cfg, out_dir, fingerprint)
+    if ckpt_path and (cfg.get("ckpt_path") == "last" or cfg.get("resume")):
+        # Continue in the interrupted run's folder: its checkpoints, best-checkpoint bookkeeping and
+        # logs stay together (this invocation's Hydra folder keeps only its own log).
+        out_dir = Path(ckpt_path).parent.parent
+        with open_dict(cfg):
+            cfg.paths.output_dir = str(out_dir)
+        log.info("resume: writing into %s", out_dir)
+    if rank_zero_only.rank == 0:
+        OmegaConf.save(cfg, out_dir / "config.yaml", resolve=True)
+        (out_dir / "fingerprint.txt").write_text(fingerprint + "\n")
 
     if "wandb" in (cfg.get("logger") or {}):
         _wandb_offline_unless_logged_in()
@@ -125,14 +185,33 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     if cfg.get("test"):  # predictions.csv, scores and plots of the test run in the run folder
         callbacks.append(PredictionWriter(out_dir, run_title(cfg)))
     loggers = _instantiate_dict(cfg.get("logger"))
-    trainer: pl.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    trainer: pl.Trainer = hydra.utils.instantiate(
+        cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=[AtomicCheckpointIO()]
+    )
+    try:
+        for lg in loggers:
+            lg.log_hyperparams(
+                {"cfg": OmegaConf.to_container(cfg, resolve=True), "params_total": total, "params_trainable": trainable}
+            )
+        metrics = _fit_and_test(cfg, trainer, module, datamodule, ckpt_path, out_dir, start, total, trainable)
+    except BaseException:
+        for lg in loggers:  # a crashed run of a sweep still closes its W&B run (marked failed)
+            if type(lg).__name__ == "WandbLogger" and lg._experiment is not None:
+                lg.experiment.finish(exit_code=1)
+        raise
     for lg in loggers:
-        lg.log_hyperparams(
-            {"cfg": OmegaConf.to_container(cfg, resolve=True), "params_total": total, "params_trainable": trainable}
-        )
+        if hasattr(lg, "experiment") and hasattr(lg.experiment, "summary"):
+            lg.experiment.summary.update({f"final/{k}": v for k, v in metrics.items() if not isinstance(v, dict)})
+            for stage in ("val", "test"):
+                lg.experiment.summary.update({f"final/{stage}/{k}": v for k, v in metrics[stage].items()})
+            lg.experiment.finish()  # each run of a multirun gets its own W&B run
+    return metrics
 
-    trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
-    val = dict(module.final_metrics.get("val", {}))
+
+def _fit_and_test(cfg, trainer, module, datamodule, ckpt_path, out_dir, start, total, trainable) -> dict[str, Any]:
+    trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+    val = _stage_metrics(trainer, "val")
+    skipped = max(module.skipped_videos, int(_stage_metrics(trainer, "train").get("skipped_videos", 0)))
 
     ckpt_cb = trainer.checkpoint_callback
     best = getattr(ckpt_cb, "best_model_path", "") or ""
@@ -140,7 +219,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     if cfg.get("test"):
         fast = bool(cfg.trainer.get("fast_dev_run"))
         trainer.test(module, datamodule=datamodule, ckpt_path=None if fast or not best else best)
-        test = dict(module.final_metrics.get("test", {}))
+        test = _stage_metrics(trainer, "test")
 
     metrics = {
         "model": cfg.model.name,
@@ -152,21 +231,15 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "test": test,
         "best_ckpt": best,
         "last_ckpt": str(out_dir / "checkpoints" / "last.ckpt") if best else "",
+        "resumed_from": ckpt_path or "",
         "params_total": total,
         "params_trainable": trainable,
         "epochs": trainer.current_epoch,
         "run_time_s": round(time.time() - start, 1),
         "output_dir": str(out_dir),
-        "skipped_videos": module.skipped_videos,  # whole run; per epoch: train/skipped_videos
+        "skipped_videos": skipped,  # whole run (one process); per epoch: train/skipped_videos
     }
     if trainer.is_global_zero:
         (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
-        OmegaConf.save(cfg, out_dir / "config.yaml", resolve=True)
         print(_summary(metrics))
-    for lg in loggers:
-        if hasattr(lg, "experiment") and hasattr(lg.experiment, "summary"):
-            lg.experiment.summary.update({f"final/{k}": v for k, v in metrics.items() if not isinstance(v, dict)})
-            for stage in ("val", "test"):
-                lg.experiment.summary.update({f"final/{stage}/{k}": v for k, v in metrics[stage].items()})
-            lg.experiment.finish()  # each run of a multirun gets its own W&B run
     return metrics

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
+import torch
 from torch.utils.data import DataLoader
 
 from i3d_train.data.dataset import VideoDataset, VideoItem
@@ -29,6 +30,7 @@ from i3d_train.data.samplers import (
     CenterClipSampler,
     ClipSampler,
     RandomClipSampler,
+    SeededSampler,
     UniformClipSampler,
     WholeVideoSampler,
 )
@@ -124,6 +126,9 @@ class VideoDataModule(pl.LightningDataModule):
         test_protocol: ``clips`` (uniform clips x crops), ``center`` (one center clip x crops) or
             ``paper`` (the whole video, center crop).
         test_crops: spatial crops per test clip: 1 (center) or 3.
+        seed: seeds the training order and every sample's augmentation (with the epoch).
+        global_batch_size: if set, the batch over all processes (``batch_size`` is then ignored):
+            each process gets ``global_batch_size / world_size`` (``trainer=ddp`` sets it).
         flip: random left-right flips in training (paper: yes; off for data whose classes are
             mirror images of each other, like the synthetic set's left/right motions).
         synthetic: parameters of the synthetic set (``name=synthetic`` only).
@@ -158,6 +163,8 @@ class VideoDataModule(pl.LightningDataModule):
         frames_fps: float = 25.0,
         test_protocol: str = "clips",
         test_crops: int = 1,
+        seed: int = 0,
+        global_batch_size: int | None = None,
     ) -> None:
         super().__init__()
         self.name = name
@@ -174,6 +181,8 @@ class VideoDataModule(pl.LightningDataModule):
         if test_crops not in (1, 3):
             raise ValueError(f"data.test_crops must be 1 or 3, got {test_crops}")
         self.test_protocol = test_protocol
+        self.seed = seed
+        self.global_batch_size = global_batch_size
         self.test_crops = test_crops
         self.flip = flip
         self.synthetic = SyntheticConfig(**(synthetic or {})) if name == "synthetic" else None
@@ -301,19 +310,41 @@ class VideoDataModule(pl.LightningDataModule):
             self.setup()
         return self.lists.classes
 
-    def _loader(self, ds: VideoDataset, shuffle: bool, batch_size: int | None = None) -> DataLoader:
+    def _loader(
+        self, ds: VideoDataset, shuffle: bool, batch_size: int | None = None, sampler: SeededSampler | None = None
+    ) -> DataLoader:
+        bs = batch_size or self.per_process_batch
         return DataLoader(
             ds,
-            batch_size=batch_size or self.batch_size,
-            shuffle=shuffle,
+            batch_size=bs,
+            sampler=sampler,
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,
-            drop_last=shuffle and len(ds) > self.batch_size,
+            drop_last=shuffle and len(ds) > bs,
             persistent_workers=False,
+            # its own generator: creating a loader never draws from the global one (exact resumes)
+            generator=torch.Generator().manual_seed(self.seed),
         )
 
+    def _world(self) -> tuple[int, int]:
+        """(number of processes, this process's rank) from the Trainer, if attached."""
+        trainer = getattr(self, "trainer", None)
+        return (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
+
+    @property
+    def per_process_batch(self) -> int:
+        """``batch_size`` per process, or ``global_batch_size`` split over the processes."""
+        if not self.global_batch_size:
+            return self.batch_size
+        world, _ = self._world()
+        if self.global_batch_size % world:
+            raise ValueError(f"data.global_batch_size={self.global_batch_size} does not split over {world} processes")
+        return self.global_batch_size // world
+
     def train_dataloader(self) -> DataLoader:
-        return self._loader(self.train_set, shuffle=True)
+        world, rank = self._world()
+        sampler = SeededSampler(self.train_set, self.seed, shuffle=True, num_replicas=world, rank=rank)
+        return self._loader(self.train_set, shuffle=True, sampler=sampler)
 
     def val_dataloader(self) -> DataLoader:
         return self._loader(self.val_set, shuffle=False)

@@ -153,10 +153,12 @@ class VideoDataset(Dataset):
             sample["flow"] = (self.transform.apply(clips["flow"], p, is_flow=True) / meta["bound"]).clamp(-1, 1)
         return sample
 
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+    def __getitem__(self, index: int | tuple[int, int]) -> dict[str, torch.Tensor]:
+        """Sample ``index``; ``(index, seed)`` (from :class:`SeededSampler`) also sets its random draws
+        (start, crop, flip, replacement of a bad video), else they are seeded by the index."""
+        index, seed = index if isinstance(index, tuple) else (index, index)
         video_index, clip_index = divmod(index, self.num_clips)
-        # Seeded from torch's generator, which Lightning seeds per worker: reproducible with a fixed seed.
-        rng = random.Random(int(torch.randint(0, 2**62, (1,)).item()))
+        rng = random.Random(seed)  # never the global generators: resumed runs draw the same
         skipped = 0
         while True:
             try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import random
 
 import numpy as np
+from torch.utils.data import DistributedSampler
 
 
 class ClipSampler:
@@ -61,6 +62,33 @@ class WholeVideoSampler(ClipSampler):
 
     def start(self, num_frames: int, span: int, clip_index: int, rng: random.Random) -> int:
         return 0
+
+
+def sample_seed(seed: int, epoch: int, index: int) -> int:
+    """A per-sample random seed that depends only on the run's seed, the epoch and the sample."""
+    return int(np.random.SeedSequence([seed, epoch, index]).generate_state(1, dtype=np.uint64)[0] >> 1)
+
+
+class SeededSampler(DistributedSampler):
+    """Training order and augmentation that depend only on ``(seed, epoch)``: resumable exactly.
+
+    Yields ``(index, sample_seed)`` pairs: the dataset draws the sample's temporal start, crop and flip
+    from ``sample_seed``, so a run resumed from a checkpoint at epoch k sees the same clips as an
+    uninterrupted one, whatever state the global random generators are in, and whatever worker
+    processes load them. A ``DistributedSampler`` (shuffled by ``seed + epoch``, padded to an equal
+    share per process), so Lightning keeps it under DDP and calls ``set_epoch``; one process by default.
+    """
+
+    def __init__(
+        self, dataset, seed: int, shuffle: bool = True, num_replicas: int = 1, rank: int = 0, drop_last: bool = False
+    ) -> None:
+        super().__init__(
+            dataset, num_replicas=num_replicas, rank=rank, shuffle=shuffle, seed=seed, drop_last=drop_last
+        )
+
+    def __iter__(self):
+        for i in super().__iter__():
+            yield (i, sample_seed(self.seed, self.epoch, i))
 
 
 def clip_indices(start: int, num_frames: int, stride: int = 1) -> np.ndarray:

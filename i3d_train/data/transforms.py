@@ -54,10 +54,8 @@ def resize_frames(frames: torch.Tensor, size: int) -> torch.Tensor:
 
 def frames_to_unit(frames: torch.Tensor) -> torch.Tensor:
     """``uint8 (T, H, W, C)`` -> ``float32 (C, T, H, W)`` in [-1, 1], in one pass."""
-    t, h, w, c = frames.shape
-    out = torch.empty((c, t, h, w), dtype=torch.float32)
-    out.copy_(frames.permute(3, 0, 1, 2))
-    return out.div_(127.5).sub_(1.0)
+    # the transposition on uint8 (a quarter of the bytes), the conversion on contiguous data
+    return frames.permute(3, 0, 1, 2).contiguous().to(torch.float32).div_(127.5).sub_(1.0)
 
 
 def resize_to(clip: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
