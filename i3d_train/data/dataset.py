@@ -17,7 +17,7 @@ from torch.utils.data import Dataset
 
 from i3d_train.data.frames import probe_frames, read_frame_folder
 from i3d_train.data.samplers import ClipSampler, clip_indices
-from i3d_train.data.transforms import ClipTransform, resize_frames, resize_to
+from i3d_train.data.transforms import ClipTransform, resize_flow, resize_frames
 from i3d_train.data.video import VideoDecodeError, probe, read_frames
 from i3d_train.flow.extract import is_complete, read_flow, read_meta
 
@@ -106,12 +106,7 @@ class VideoDataset(Dataset):
         """Stored flow for ``indices`` as ``(2, T, h, w)``, resized like the frames (vectors scaled
         with the image)."""
         flow = torch.from_numpy(read_flow(item.flow_dir, indices, meta)).permute(3, 0, 1, 2)  # 2 x T x H x W
-        h, w = flow.shape[-2:]
-        resized = self.transform.resize(flow) if size is None else resize_to(flow, size)
-        nh, nw = resized.shape[-2:]
-        resized[0] *= nw / w  # displacements are in pixels: they scale with the image
-        resized[1] *= nh / h
-        return resized
+        return resize_flow(flow, self.transform.short_side, size)
 
     def load(self, video_index: int, clip_index: int, rng: random.Random) -> dict[str, torch.Tensor]:
         """Decode and transform one clip (raises :class:`VideoDecodeError` for a bad file)."""

@@ -66,6 +66,17 @@ def resize_to(clip: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return x.permute(1, 0, 2, 3)
 
 
+def resize_flow(flow: torch.Tensor, short_side: int | None = None, size: tuple[int, int] | None = None) -> torch.Tensor:
+    """Resize ``(2, T, H, W)`` flow to ``size`` (or its short side to ``short_side``), scaling the
+    vectors with the image: displacements are in pixels."""
+    h, w = flow.shape[-2:]
+    out = resize_to(flow, size) if size is not None else resize_short_side(flow, short_side).clone()
+    nh, nw = out.shape[-2:]
+    out[0] *= nw / w
+    out[1] *= nh / h
+    return out
+
+
 def crop(clip: torch.Tensor, top: int, left: int, size: int) -> torch.Tensor:
     return clip[..., top : top + size, left : left + size]
 

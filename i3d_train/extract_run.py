@@ -1,0 +1,124 @@
+"""``run(cfg)`` for ``extract.py``: videos in, per-snippet I3D features out, resumable."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from omegaconf import DictConfig
+from tqdm import tqdm
+
+from i3d_train.features import ExtractSettings, FeatureExtractor
+from i3d_train.flow.__main__ import VIDEO_SUFFIXES, find_videos
+from i3d_train.inference import prepare
+from i3d_train.models.i3d import InceptionI3d
+from i3d_train.pipeline import ConfigError
+from i3d_train.protocols import ProtocolError, load_init_state_dict
+
+log = logging.getLogger(__name__)
+
+
+def list_inputs(spec: str | Path) -> list[tuple[Path, str]]:
+    """``(video, name)`` pairs from a video file, a folder or a list file (paths relative to it)."""
+    p = Path(spec)
+    if p.is_file() and p.suffix.lower() in (".txt", ".lst", ".list"):
+        out = []
+        for line in p.read_text().splitlines():
+            if line.strip():
+                v = Path(line.strip())
+                v = v if v.is_absolute() else p.parent / v
+                out.append((v, v.stem))
+        return out
+    if p.is_file() and p.suffix.lower() not in VIDEO_SUFFIXES:
+        raise ConfigError(f"input={p}: expected a video ({', '.join(sorted(VIDEO_SUFFIXES))}), a folder or a .txt list")
+    try:
+        return find_videos(p)
+    except FileNotFoundError as e:
+        raise ConfigError(f"input={p}: no such file or folder") from e
+
+
+def load_i3d(path: str | Path, modality: str) -> InceptionI3d:
+    """An I3D for ``modality`` from any checkpoint the project loads (a two-stream run's stream too)."""
+    try:
+        sd = load_init_state_dict(path)
+    except ProtocolError as e:
+        raise ConfigError(str(e)) from None
+    prefix = f"streams.{modality}."
+    if any(k.startswith(prefix) for k in sd):
+        sd = {k[len(prefix) :]: v for k, v in sd.items() if k.startswith(prefix)}
+    if "logits.conv3d.weight" not in sd or "Conv3d_1a_7x7.conv3d.weight" not in sd:
+        raise ConfigError(f"{path}: not an I3D checkpoint")
+    channels = sd["Conv3d_1a_7x7.conv3d.weight"].shape[1]
+    if channels != {"rgb": 3, "flow": 2}[modality]:
+        raise ConfigError(f"{path}: a {channels}-channel I3D cannot read {modality}")
+    model = InceptionI3d(sd["logits.conv3d.weight"].shape[0], in_channels=channels)
+    model.load_state_dict(sd, strict=True)
+    return model.eval()
+
+
+def _save_npy(path: Path, array: np.ndarray) -> None:
+    tmp = path.with_name(path.name + ".tmp.npy")
+    np.save(tmp, array)
+    os.replace(tmp, path)
+
+
+def run(cfg: DictConfig) -> dict:
+    modalities = list(cfg.modalities)
+    device = cfg.inference.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    models = {}
+    for m in modalities:
+        net = load_i3d(cfg.weights[m], m).to(device)
+        models[m] = prepare(
+            net, fast=cfg.inference.fast, precision=cfg.inference.precision, compile=cfg.inference.compile
+        )
+    settings = ExtractSettings(
+        fps=cfg.fps,
+        stack=cfg.stack,
+        step=cfg.step,
+        short_side=cfg.short_side,
+        crop_size=cfg.crop_size,
+        crops=cfg.crops,
+        batch_size=cfg.batch_size,
+        flow_source=cfg.flow.source,
+        flow_method=cfg.flow.method,
+        flow_bound=cfg.flow.bound,
+    )
+    extractor = FeatureExtractor(models, settings)
+    out_dir = Path(cfg.output_dir)
+    videos = list_inputs(cfg.input)
+    done, skipped, failed = 0, 0, []
+    for video, name in tqdm(videos, desc="features", unit="video"):
+        manifest_path = out_dir / f"{name}.json"
+        if manifest_path.is_file() and set(json.loads(manifest_path.read_text()).get("modalities", [])) >= set(
+            modalities
+        ):
+            skipped += 1
+            continue
+        try:
+            flow_dir = Path(cfg.flow.root) / name if cfg.flow.root else None
+            feats, manifest = extractor.extract(video, flow_dir)
+        except Exception as e:  # noqa: BLE001 - one bad video must not stop the others
+            failed.append((str(video), f"{type(e).__name__}: {e}"))
+            continue
+        manifest_path.parent.mkdir(parents=True, exist_ok=True)
+        for m, f in feats.items():
+            _save_npy(out_dir / f"{name}_{m}.npy", f)
+        manifest["weights"] = {m: str(cfg.weights[m]) for m in modalities}
+        manifest["files"] = {m: f"{Path(name).name}_{m}.npy" for m in modalities}
+        manifest["inference"] = {
+            "fast": cfg.inference.fast,
+            "precision": models[modalities[0]].dtype and str(models[modalities[0]].dtype),
+        }
+        tmp = manifest_path.with_name(manifest_path.name + ".tmp")
+        tmp.write_text(json.dumps(manifest, indent=2))
+        os.replace(tmp, manifest_path)  # written last: its presence means the video is complete
+        done += 1
+    summary = {"done": done, "skipped": skipped, "failed": failed, "output_dir": str(out_dir)}
+    print(f"features: {done} done, {skipped} skipped (already complete), {len(failed)} failed -> {out_dir}")
+    for path, why in failed:
+        print(f"  failed: {path}: {why}")
+    return summary

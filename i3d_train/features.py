@@ -1,0 +1,153 @@
+"""I3D features for temporal action localization: one 1024-d vector per snippet of a video.
+
+A snippet is ``stack`` consecutive frames of the video at ``fps`` (default 16 at 25 fps), and snippets
+start every ``step`` frames (default 16): snippet ``i`` covers frames ``[i * step, i * step + stack)``,
+so a video of ``N`` frames gives ``(N - stack) // step + 1`` snippets, and one snippet (looped frames)
+when ``N < stack``. With flow, ``N`` is the number of flow fields (frames - 1), for both modalities.
+A snippet's feature is I3D's Mixed_5c map averaged over time and space (``extract_features``), the
+input prepared as in training: short side resized to 256, a 224 center crop (or ten crops: the four
+corners and the center, and their mirror images, flow x negated), values in [-1, 1]; flow clipped to
+[-20, 20] and divided by 20.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from i3d_train.data.transforms import center_offsets, frames_to_unit, resize_flow, resize_frames
+from i3d_train.data.video import probe, read_frames
+from i3d_train.flow.extract import compute_flow, read_flow, read_meta, to_gray
+from i3d_train.inference import InferenceModel
+
+
+def snippet_starts(num_frames: int, stack: int, step: int) -> list[int]:
+    """First frame of every snippet (one snippet, looped, for videos shorter than ``stack``)."""
+    if num_frames <= stack:
+        return [0]
+    return list(range(0, num_frames - stack + 1, step))
+
+
+def crop_boxes(h: int, w: int, size: int, crops: str) -> list[tuple[int, int, bool]]:
+    """``(top, left, flip)`` of each view: ``center`` or ``ten_crop``."""
+    top, left = center_offsets(h, w, size)
+    if crops == "center":
+        return [(top, left, False)]
+    if crops != "ten_crop":
+        raise ValueError(f"crops must be 'center' or 'ten_crop', got {crops!r}")
+    five = [(0, 0), (0, w - size), (h - size, 0), (h - size, w - size), (top, left)]
+    return [(t, x, f) for f in (False, True) for t, x in five]
+
+
+def views(clip: torch.Tensor, size: int, crops: str, is_flow: bool) -> torch.Tensor:
+    """``(C, T, H, W)`` -> ``(V, C, T, size, size)``."""
+    out = []
+    for top, left, flip in crop_boxes(clip.shape[-2], clip.shape[-1], size, crops):
+        v = clip[..., top : top + size, left : left + size]
+        if flip:
+            v = v.flip(-1)
+            if is_flow:
+                v = v.clone()
+                v[0] = -v[0]
+        out.append(v)
+    return torch.stack(out)
+
+
+@dataclass
+class ExtractSettings:
+    fps: float | None = 25.0
+    stack: int = 16
+    step: int = 16
+    short_side: int = 256
+    crop_size: int = 224
+    crops: str = "center"  # center | ten_crop
+    batch_size: int = 8  # snippets per forward pass
+    flow_source: str = "compute"  # compute (on the fly) | folder (python -m i3d_train.flow output)
+    flow_method: str = "tvl1"
+    flow_bound: float = 20.0
+
+
+class FeatureExtractor:
+    """Extract per-snippet features of one video for each modality in ``models``."""
+
+    def __init__(self, models: dict[str, InferenceModel], settings: ExtractSettings) -> None:
+        unknown = set(models) - {"rgb", "flow"}
+        if unknown or not models:
+            raise ValueError(f"modalities must be rgb and/or flow, got {sorted(models)}")
+        self.models = models
+        self.s = settings
+
+    def _frames(self, path: Path, idx: np.ndarray, info) -> torch.Tensor:
+        """RGB frames ``idx`` (wrapping), short side resized: ``uint8 (T, H, W, 3)``."""
+        return resize_frames(torch.from_numpy(read_frames(path, idx, self.s.fps, info)), self.s.short_side)
+
+    def _flow(self, path: Path, idx: np.ndarray, info, n_frames: int, flow_dir: Path | None, meta) -> torch.Tensor:
+        """Flow fields ``idx`` as ``(2, T, H, W)`` in [-1, 1], short side resized."""
+        if self.s.flow_source == "folder":
+            flow = read_flow(flow_dir, idx, meta)
+            bound = meta["bound"]
+        else:
+            frames = read_frames(path, np.append(idx, idx[-1] + 1) % n_frames, self.s.fps, info)
+            flow = compute_flow(to_gray(frames, self.s.short_side), self.s.flow_method)
+            bound = self.s.flow_bound
+        flow = torch.from_numpy(np.ascontiguousarray(flow)).permute(3, 0, 1, 2).float()
+        flow = resize_flow(flow, self.s.short_side)
+        return (flow / bound).clamp_(-1, 1)
+
+    def extract(self, path: str | Path, flow_dir: str | Path | None = None) -> tuple[dict[str, np.ndarray], dict]:
+        """``({modality: features}, manifest)``; features ``(snippets, 1024)`` or ``(snippets, 10, 1024)``."""
+        path = Path(path)
+        s = self.s
+        info = probe(path)
+        n_frames = info.num_frames_at(s.fps)
+        meta = read_meta(flow_dir) if "flow" in self.models and s.flow_source == "folder" else None
+        n = n_frames
+        if "flow" in self.models:
+            n = int(meta["flow_frames"]) if meta is not None else n_frames - 1
+            if n < 1:
+                raise ValueError(f"{path}: {n_frames} frame(s): flow needs at least 2")
+        starts = snippet_starts(n, s.stack, s.step)
+        feats: dict[str, list[np.ndarray]] = {m: [] for m in self.models}
+        for b in range(0, len(starts), s.batch_size):
+            chunk = starts[b : b + s.batch_size]
+            lo, hi = chunk[0], chunk[-1] + s.stack
+            idx = np.arange(lo, hi)
+            for modality, model in self.models.items():
+                if modality == "rgb":
+                    frames = self._frames(path, idx % n, info)  # T x H x W x 3 uint8
+                    clip = frames_to_unit(frames)  # 3 x T x H x W
+                else:
+                    clip = self._flow(path, idx % n, info, n_frames, Path(flow_dir) if flow_dir else None, meta)
+                batch = torch.stack(
+                    [
+                        views(clip[:, st - lo : st - lo + s.stack], s.crop_size, s.crops, modality == "flow")
+                        for st in chunk
+                    ]
+                )  # B x V x C x T x h x w
+                out = model(batch.flatten(0, 1), "extract_features").view(len(chunk), batch.shape[1], -1)
+                feats[modality].append((out[:, 0] if s.crops == "center" else out).cpu().numpy())
+        result = {m: np.concatenate(v).astype(np.float32) for m, v in feats.items()}
+        manifest = {
+            "video": str(path),
+            "fps": s.fps or info.fps,
+            "stack": s.stack,
+            "step": s.step,
+            "frames": n_frames,
+            "frames_used": n,
+            "num_snippets": len(starts),
+            "snippet_start_frames": starts,
+            "snippet_start_times": [round(st / (s.fps or info.fps), 4) for st in starts],
+            "looped": n < s.stack,
+            "crops": s.crops,
+            "short_side": s.short_side,
+            "crop_size": s.crop_size,
+            "modalities": list(self.models),
+            "shapes": {m: list(f.shape) for m, f in result.items()},
+            "feature": "I3D Mixed_5c averaged over time and space (1024)",
+        }
+        if "flow" in self.models:
+            manifest["flow"] = {"source": s.flow_source, "method": (meta or {}).get("method", s.flow_method)}
+        return result, manifest

@@ -1,0 +1,130 @@
+"""Feature extraction for temporal action localization and the fast inference path."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from i3d_train.data.synthetic import SyntheticConfig, render_video, write_video
+from i3d_train.data.transforms import frames_to_unit, resize_frames
+from i3d_train.data.video import read_frames
+from i3d_train.features import snippet_starts
+from i3d_train.inference import fold_batchnorm, prepare
+from i3d_train.models.i3d import InceptionI3d
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def random_i3d(in_channels: int = 3, seed: int = 0) -> InceptionI3d:
+    """Random weights and random batch-norm statistics, so that folding is not trivial."""
+    torch.manual_seed(seed)
+    m = InceptionI3d(400, in_channels)
+    with torch.no_grad():
+        for mod in m.modules():
+            if isinstance(mod, torch.nn.BatchNorm3d):
+                mod.running_mean.normal_(0, 0.1)
+                mod.running_var.uniform_(0.5, 2.0)
+                mod.weight.uniform_(0.5, 1.5)
+                mod.bias.normal_(0, 0.1)
+    return m.eval()
+
+
+def test_folded_batchnorm_matches_the_reference_in_fp32():
+    m = random_i3d()
+    x = torch.rand(2, 3, 16, 64, 64) * 2 - 1
+    folded = fold_batchnorm(m)
+    assert all(u.bn is None for u in folded.modules() if hasattr(u, "bn"))
+    ref = prepare(m, fast=False)(x, "extract_features")
+    fast = prepare(m, fast=True, precision="fp32")(x, "extract_features")
+    assert (ref - fast).abs().max() <= 1e-4
+
+
+def test_bf16_fast_path_is_close_to_the_reference():
+    m = random_i3d(seed=1)
+    x = torch.rand(3, 3, 16, 64, 64) * 2 - 1
+    ref = prepare(m, fast=False)(x, "extract_features")
+    fast = prepare(m, fast=True, precision="bf16")
+    assert fast.dtype == torch.bfloat16 and fast.channels_last
+    assert F.cosine_similarity(ref, fast(x, "extract_features"), dim=1).min() >= 0.999
+
+
+def test_snippet_counts():
+    assert len(snippet_starts(250, 16, 16)) == 15 and snippet_starts(250, 16, 16)[-1] == 224
+    assert snippet_starts(5, 16, 16) == [0] and snippet_starts(16, 16, 16) == [0]
+    assert snippet_starts(40, 16, 8) == [0, 8, 16, 24]
+
+
+def run_extract(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run(
+        [sys.executable, str(ROOT / "extract.py"), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600
+    )
+
+
+@pytest.mark.slow
+def test_extract_py_snippets_rows_and_short_videos(tmp_path):
+    model = random_i3d(seed=2)
+    torch.save(model.state_dict(), tmp_path / "rgb.pt")
+    cfg = SyntheticConfig(num_frames=250, height=64, width=80, seed=3)
+    write_video(tmp_path / "videos" / "long.mp4", render_video(cfg, 0, 0), 25)
+    write_video(
+        tmp_path / "videos" / "short.mp4", render_video(SyntheticConfig(num_frames=5, height=64, width=80), 1, 1), 25
+    )
+    (tmp_path / "videos" / "broken.mp4").write_bytes(b"not a video")
+    common = [f"input={tmp_path / 'videos'}", f"output_dir={tmp_path / 'feats'}", f"weights.rgb={tmp_path / 'rgb.pt'}",
+              "short_side=64", "crop_size=56", "batch_size=4", "inference.precision=fp32", f"hydra.run.dir={tmp_path / 'h'}"]  # fmt: skip
+    proc = run_extract(common, tmp_path)
+    assert proc.returncode == 1  # one video failed, the others were written
+    assert "2 done, 0 skipped (already complete), 1 failed" in proc.stdout and "broken.mp4" in proc.stdout
+
+    feats = np.load(tmp_path / "feats" / "long_rgb.npy")
+    manifest = json.loads((tmp_path / "feats" / "long.json").read_text())
+    assert feats.shape == (15, 1024) and manifest["num_snippets"] == 15
+    assert manifest["snippet_start_frames"] == list(range(0, 225, 16)) and manifest["snippet_start_times"][1] == 0.64
+    assert manifest["frames"] == 250 and manifest["stack"] == 16 and manifest["step"] == 16
+    # each row = the fp32 reference model's mean-pooled Mixed_5c on that snippet (center 56 crop of 64x80)
+    frames = resize_frames(torch.from_numpy(read_frames(tmp_path / "videos" / "long.mp4", np.arange(250), 25.0)), 64)
+    for i in (0, 7, 14):
+        s = manifest["snippet_start_frames"][i]
+        clip = frames_to_unit(frames[s : s + 16])[..., 4:60, 12:68]
+        with torch.no_grad():
+            ref = model.extract_features(clip[None])[0].numpy()
+        assert np.abs(feats[i] - ref).max() <= 1e-4
+
+    short = np.load(tmp_path / "feats" / "short_rgb.npy")
+    m_short = json.loads((tmp_path / "feats" / "short.json").read_text())
+    assert short.shape == (1, 1024) and m_short["looped"] and m_short["frames"] == 5
+    small = resize_frames(torch.from_numpy(read_frames(tmp_path / "videos" / "short.mp4", np.arange(16) % 5, 25.0)), 64)
+    with torch.no_grad():
+        ref = model.extract_features(frames_to_unit(small)[None, ..., 4:60, 12:68])[0].numpy()
+    assert np.abs(short[0] - ref).max() <= 1e-4
+
+    again = run_extract(common, tmp_path)  # resumable: finished videos are skipped
+    assert "0 done, 2 skipped (already complete), 1 failed" in again.stdout
+
+
+@pytest.mark.slow
+def test_ten_crop_and_flow_features(tmp_path):
+    torch.save(random_i3d(seed=4).state_dict(), tmp_path / "rgb.pt")
+    torch.save(random_i3d(in_channels=2, seed=5).state_dict(), tmp_path / "flow.pt")
+    write_video(tmp_path / "v.mp4", render_video(SyntheticConfig(num_frames=40, height=64, width=80), 2, 2), 25)
+    (tmp_path / "list.txt").write_text("v.mp4\n")
+    proc = run_extract(
+        ["input=" + str(tmp_path / "list.txt"), f"output_dir={tmp_path / 'f'}", "modalities=[rgb,flow]",
+         f"weights.rgb={tmp_path / 'rgb.pt'}", f"weights.flow={tmp_path / 'flow.pt'}", "flow.method=farneback",
+         "short_side=64", "crop_size=56", "crops=ten_crop", "stack=16", "step=8", f"hydra.run.dir={tmp_path / 'h'}"],
+        tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    m = json.loads((tmp_path / "f" / "v.json").read_text())
+    # 40 frames -> 39 flow fields, for both modalities: (39 - 16) // 8 + 1 = 3 snippets
+    assert m["frames_used"] == 39 and m["num_snippets"] == 3
+    rgb, flow = np.load(tmp_path / "f" / "v_rgb.npy"), np.load(tmp_path / "f" / "v_flow.npy")
+    assert rgb.shape == flow.shape == (3, 10, 1024)
+    assert not np.allclose(rgb[:, 0], rgb[:, 5])  # a crop and its mirror image differ
