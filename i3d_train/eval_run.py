@@ -17,6 +17,7 @@ from typing import Any
 
 import hydra
 import pytorch_lightning as pl
+import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from i3d_train.data.splits import DatasetFormatError
@@ -29,6 +30,7 @@ from i3d_train.evaluate import (
     save_json,
     write_outputs,
 )
+from i3d_train.inference import fold_batchnorm
 from i3d_train.pipeline import ConfigError, _wandb_offline_unless_logged_in, run_title
 
 log = logging.getLogger(__name__)
@@ -90,7 +92,13 @@ def evaluate_one(cfg: DictConfig, ckpt_path: str, out_dir: Path, train_config: s
         enable_checkpointing=False,
         enable_progress_bar=False,
     )
-    trainer.test(module, datamodule=datamodule, ckpt_path=ckpt_path, verbose=False)
+    if cfg.get("fast"):  # the fast inference path: weights loaded here, batch norm folded, channels_last_3d
+        state = torch.load(ckpt_path, map_location="cpu", weights_only=False)["state_dict"]
+        module.load_state_dict(state, strict=True)
+        module.net = fold_batchnorm(module.net).to(memory_format=torch.channels_last_3d)
+        trainer.test(module, datamodule=datamodule, verbose=False)
+    else:
+        trainer.test(module, datamodule=datamodule, ckpt_path=ckpt_path, verbose=False)
     # Metrics are recomputed from the written predictions, so they are the same with ddp_spawn.
     ids, labels, scores = read_predictions(out_dir / "predictions.csv")
     metrics = {
@@ -105,6 +113,8 @@ def evaluate_one(cfg: DictConfig, ckpt_path: str, out_dir: Path, train_config: s
         "test_protocol": datamodule.test_protocol,
         "test_clips": datamodule.test_sampler().num_clips,
         "test_crops": datamodule.test_crops,
+        "fast": bool(cfg.get("fast")),
+        "precision": str(cfg.trainer.precision),
     }
     for lg in loggers:
         lg.experiment.summary.update({f"eval/{k}": v for k, v in metrics.items()})

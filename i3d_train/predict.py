@@ -19,6 +19,7 @@ import torch
 
 from i3d_train.data.transforms import center_offsets, crop, resize_short_side, scale_to_unit, to_float_clip
 from i3d_train.data.video import VideoDecodeError, probe, read_frames
+from i3d_train.inference import prepare
 from i3d_train.models.i3d import InceptionI3d
 from i3d_train.weights import kinetics400_classes
 
@@ -47,10 +48,10 @@ def load_model(weights: str | None) -> InceptionI3d:
     return model.eval()
 
 
-@torch.inference_mode()
-def predict(model: InceptionI3d, video: torch.Tensor) -> torch.Tensor:
-    """Time-averaged logits ``(400,)`` (DeepMind's "logits": mean over time of per-step class scores)."""
-    return model(video)[0]
+def predict(model: InceptionI3d, video: torch.Tensor, fast: bool = True, precision: str = "auto") -> torch.Tensor:
+    """Time-averaged logits ``(400,)`` (DeepMind's "logits": mean over time of per-step class scores),
+    through the fast inference path (``fast=False``: the fp32 eager reference)."""
+    return prepare(model, fast=fast, precision=precision)(video)[0]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -62,13 +63,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--short-side", type=int, default=256)
     p.add_argument("--crop", type=int, default=224)
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--reference", action="store_true", help="fp32 eager model instead of the fast path")
+    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"], help="of the fast path")
     args = p.parse_args(argv)
     try:
         video = load_video(args.video, args.fps or None, args.short_side, args.crop)
     except (VideoDecodeError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    logits = predict(load_model(args.weights), video)
+    logits = predict(load_model(args.weights), video, fast=not args.reference, precision=args.precision)
     probs = logits.softmax(-1)
     classes = kinetics400_classes()
     top = probs.topk(args.top)

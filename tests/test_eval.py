@@ -106,6 +106,19 @@ def test_eval_fuses_two_separately_trained_streams(trained, tmp_path):
 
 
 @pytest.mark.slow
+def test_eval_fast_path_gives_the_reference_predictions(trained, tmp_path):
+    _, run = trained["rgb"]
+    ckpt = run / "checkpoints" / "last.ckpt"
+    ref, fast = tmp_path / "ref", tmp_path / "fast"
+    for out, extra in ((ref, []), (fast, ["fast=true"])):
+        proc = run_eval([f"ckpt_path={ckpt}", f"hydra.run.dir={out}", *extra], tmp_path)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+    a, b = read_predictions(ref / "predictions.csv"), read_predictions(fast / "predictions.csv")
+    assert a[0] == b[0] and np.abs(a[2] - b[2]).max() < 1e-4
+    assert json.loads((fast / "metrics.json").read_text())["fast"] is True
+
+
+@pytest.mark.slow
 def test_eval_under_two_process_ddp_counts_every_video_once(trained, tmp_path):
     """3 test videos x 1 clip over 2 processes: DistributedSampler pads to 4 samples."""
     _, run = trained["rgb"]
