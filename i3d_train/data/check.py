@@ -55,7 +55,7 @@ def check(
     progress: bool = True,
 ) -> dict:
     """The report as a dict (see the module doc); raises DatasetFormatError for bad annotations."""
-    from i3d_train.data.datamodule import PARSERS, item_exists
+    from i3d_train.data.datamodule import PARSERS, attach_folders, item_exists
     from i3d_train.data.kinetics import parse_kinetics400
 
     t0 = time.perf_counter()
@@ -63,15 +63,10 @@ def check(
     lists = parse_kinetics400(root, required=()) if name == "kinetics400" else PARSERS[name](root, split)
     frames_root = Path(frames_root) if frames_root else root / "frames"
 
-    def attach(it: VideoItem) -> VideoItem:
-        if storage != "frames":
-            return it
-        return VideoItem(it.path, it.label, it.video_id, frames_dir=frames_root / Path(it.video_id).with_suffix(""))
-
     unique: dict[str, VideoItem] = {}
     for items in (lists.train, lists.val or [], lists.test):
         for it in items:
-            unique.setdefault(it.video_id, attach(it))
+            unique.setdefault(it.video_id, attach_folders(it, frames_root if storage == "frames" else None, None))
     missing = sorted(vid for vid, it in unique.items() if not item_exists(it))
     report = {
         "dataset": name,

@@ -80,6 +80,16 @@ class ClipSpec:
         return cls(**merged)
 
 
+def attach_folders(item: VideoItem, frames_root: Path | None, flow_root: Path | None) -> VideoItem:
+    """``item`` with its frame and flow folders: ``<root>/<video id without suffix>`` (None: not used)."""
+    stem = Path(item.video_id).with_suffix("")
+    return replace(
+        item,
+        frames_dir=frames_root / stem if frames_root is not None else None,
+        flow_dir=flow_root / stem if flow_root is not None else None,
+    )
+
+
 def item_exists(item: VideoItem) -> bool:
     """Its frame folder, if it is read from one, else its video file."""
     return item.frames_dir.is_dir() if item.frames_dir is not None else item.path.is_file()
@@ -265,12 +275,7 @@ class VideoDataModule(pl.LightningDataModule):
 
     def attach(self, item: VideoItem) -> VideoItem:
         """The item with its frame folder (``storage=frames``) and flow folder (``flow_root``) set."""
-        stem = Path(item.video_id).with_suffix("")
-        return replace(
-            item,
-            frames_dir=self.frames_root / stem if self.storage == "frames" else None,
-            flow_dir=self.flow_root / stem if self.flow_root is not None else None,
-        )
+        return attach_folders(item, self.frames_root if self.storage == "frames" else None, self.flow_root)
 
     def _dataset(self, items: list[VideoItem], train: bool, sampler, crops: int = 1) -> VideoDataset:
         c = self.clip
