@@ -167,7 +167,14 @@ def test_optuna_search_runs_two_trials(tmp_path):
     }  # fmt: skip
 
 
-@pytest.mark.parametrize("sweep", sorted((ROOT / "sweeps" / "wandb").glob("*.yaml")), ids=lambda p: p.name)
+SWEEPS = sorted((ROOT / "sweeps").glob("*.yaml"))
+
+
+def test_the_wandb_sweep_files_are_in_the_repository():
+    assert len(SWEEPS) >= 2  # (a folder named wandb/ would be ignored by git)
+
+
+@pytest.mark.parametrize("sweep", SWEEPS, ids=lambda p: p.name)
 def test_wandb_sweep_parameters_are_config_keys(sweep):
     spec = yaml.safe_load(sweep.read_text())
     assert spec["program"] == "train.py" and "${args_no_hyphens}" in spec["command"]
