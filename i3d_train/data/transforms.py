@@ -160,7 +160,6 @@ class ClipTransform:
         return resize_short_side(clip, self.short_side)
 
     def __call__(self, frames: np.ndarray, rng: random.Random) -> torch.Tensor:
-        """``uint8 (T, H, W, 3)`` -> ``float32 (3, T, crop, crop)`` in [-1, 1]."""
-        clip = self.resize(to_float_clip(frames))
-        p = self.draw(clip.shape[-2], clip.shape[-1], rng)
-        return scale_to_unit(self.apply(clip, p))
+        """``uint8 (T, H, W, 3)`` -> ``float32 (3, T, crop, crop)`` in [-1, 1] (the loader's RGB path)."""
+        x = resize_frames(torch.as_tensor(frames), self.short_side)
+        return self.frames(x, self.draw(x.shape[1], x.shape[2], rng))
