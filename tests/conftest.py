@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, open_dict
 
@@ -63,3 +64,17 @@ def compose_train(tmp_path: Path, overrides: list[str] | None = None) -> DictCon
     with open_dict(cfg):
         cfg.paths.output_dir = str(tmp_path / "run")
     return cfg
+
+
+def randomize_batchnorm(net: torch.nn.Module, shift_std: float) -> torch.nn.Module:
+    """Random batch-norm statistics and affine parameters (running mean and beta ~ N(0, shift_std),
+    running var in [0.5, 2], gamma in [0.5, 1.5]), so that tests of folding and inflation are not
+    trivial. Returns the net in eval mode."""
+    with torch.no_grad():
+        for m in net.modules():
+            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+                m.running_mean.normal_(0, shift_std)
+                m.running_var.uniform_(0.5, 2.0)
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.normal_(0, shift_std)
+    return net.eval()

@@ -17,6 +17,7 @@ from i3d_train.data.video import read_frames
 from i3d_train.features import snippet_starts
 from i3d_train.inference import fold_batchnorm, prepare
 from i3d_train.models.i3d import InceptionI3d
+from tests.conftest import randomize_batchnorm
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -24,15 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def random_i3d(in_channels: int = 3, seed: int = 0) -> InceptionI3d:
     """Random weights and random batch-norm statistics, so that folding is not trivial."""
     torch.manual_seed(seed)
-    m = InceptionI3d(400, in_channels)
-    with torch.no_grad():
-        for mod in m.modules():
-            if isinstance(mod, torch.nn.BatchNorm3d):
-                mod.running_mean.normal_(0, 0.1)
-                mod.running_var.uniform_(0.5, 2.0)
-                mod.weight.uniform_(0.5, 1.5)
-                mod.bias.normal_(0, 0.1)
-    return m.eval()
+    return randomize_batchnorm(InceptionI3d(400, in_channels), 0.1)
 
 
 def test_folded_batchnorm_matches_the_reference_in_fp32():

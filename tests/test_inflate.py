@@ -3,7 +3,6 @@
 
 import pytest
 import torch
-from torch import nn
 
 from i3d_train.models.c3d import C3D
 from i3d_train.models.i3d import InceptionI3d
@@ -19,21 +18,13 @@ from i3d_train.models.inflate import (
 from i3d_train.models.loading import WeightsMismatchError, load_without_classifier
 from i3d_train.models.two_stream import TwoStream2D
 from i3d_train.pipeline import ConfigError, train
-from tests.conftest import compose_train
+from tests.conftest import compose_train, randomize_batchnorm
 
 
 def random_2d(seed: int = 0, num_classes: int = 10) -> InceptionV1:
     """An Inception-V1 with random weights and random batch-norm statistics, in eval mode."""
     torch.manual_seed(seed)
-    net = InceptionV1(num_classes)
-    with torch.no_grad():
-        for m in net.modules():
-            if isinstance(m, nn.BatchNorm2d):
-                m.running_mean.normal_(0, 0.2)
-                m.running_var.uniform_(0.5, 2.0)
-                m.weight.uniform_(0.5, 1.5)
-                m.bias.normal_(0, 0.2)
-    return net.eval()
+    return randomize_batchnorm(InceptionV1(num_classes), 0.2)
 
 
 def test_boring_video_gives_the_2d_activations():

@@ -155,10 +155,6 @@ class ClipTransform:
             x = x.flip(2)
         return frames_to_unit(x)
 
-    def resize(self, clip: torch.Tensor) -> torch.Tensor:
-        """``(C, T, H, W)`` with its short side resized to ``short_side``."""
-        return resize_short_side(clip, self.short_side)
-
     def __call__(self, frames: np.ndarray, rng: random.Random) -> torch.Tensor:
         """``uint8 (T, H, W, 3)`` -> ``float32 (3, T, crop, crop)`` in [-1, 1] (the loader's RGB path)."""
         x = resize_frames(torch.as_tensor(frames), self.short_side)
