@@ -21,7 +21,7 @@ from i3d_train.data.transforms import center_offsets, crop, resize_short_side, s
 from i3d_train.data.video import VideoDecodeError, probe, read_frames
 from i3d_train.inference import prepare
 from i3d_train.models.i3d import InceptionI3d
-from i3d_train.weights import kinetics400_classes
+from i3d_train.data.labels import kinetics400_classes
 
 
 def load_video(path: str | Path, fps: float | None, short_side: int, crop_size: int) -> torch.Tensor:

@@ -20,7 +20,7 @@ from i3d_train.data.splits import DatasetFormatError
 from i3d_train.data.synthetic import SyntheticConfig, generate
 from i3d_train.data.transforms import ClipTransform
 from i3d_train.pipeline import ConfigError, train
-from i3d_train.weights import kinetics400_classes
+from i3d_train.data.labels import kinetics400_classes
 from tests.conftest import compose_train, decode_index, index_frames
 
 ASSETS = Path(__file__).parent / "assets"

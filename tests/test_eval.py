@@ -16,7 +16,7 @@ from i3d_train.data.samplers import WholeVideoSampler
 from i3d_train.evaluate import fuse_predictions, metrics_of, read_predictions
 from i3d_train.module import first_occurrences, video_level_scores
 from i3d_train.pipeline import train
-from i3d_train.report.__main__ import main as report_main
+from i3d_train.report.cli import main as report_main
 from tests.conftest import compose_train
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from i3d_train.data.dataset import VideoItem
 from i3d_train.data.splits import DatasetFormatError, SplitLists
-from i3d_train.weights import kinetics400_classes
+from i3d_train.data.labels import kinetics400_classes
 
 LAYOUT = (
     "expected <root>/annotations/{train,val,test}.csv with the header "

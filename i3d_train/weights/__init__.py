@@ -1,10 +1,1 @@
 """Checkpoint converters: weights from elsewhere -> this project's models."""
-
-from pathlib import Path
-
-KINETICS400_LABELS = Path(__file__).resolve().parents[1] / "resources" / "kinetics400_labels.txt"
-
-
-def kinetics400_classes() -> list[str]:
-    """The 400 Kinetics class names in the order of DeepMind's label map (the models' output order)."""
-    return [line.strip() for line in KINETICS400_LABELS.read_text().splitlines() if line.strip()]
