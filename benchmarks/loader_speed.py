@@ -31,7 +31,7 @@ from i3d_train.data.frames import write_frame_folder
 from i3d_train.data.samplers import RandomClipSampler
 from i3d_train.data.synthetic import SyntheticConfig, render_video, write_video
 from i3d_train.data.transforms import ClipTransform
-from i3d_train.data.video import probe, read_frames
+from i3d_train.video.reader import probe, read_frames
 
 FRAMES = 64
 
@@ -55,7 +55,7 @@ def decode_only(paths: list[Path], clips: int, seed: int = 0) -> float:
     t0 = time.perf_counter()
     for c in range(clips):
         path = paths[c % len(paths)]
-        with av.open(str(path)) as container:
+        with av.open(str(path), metadata_errors="ignore") as container:
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
             n = stream.frames

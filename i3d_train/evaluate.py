@@ -25,7 +25,7 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 
-from i3d_train.module import video_metrics
+from i3d_train.metrics import video_metrics
 
 log = logging.getLogger(__name__)
 

@@ -13,11 +13,11 @@ from omegaconf import DictConfig
 from tqdm import tqdm
 
 from i3d_train.features import ExtractSettings, FeatureExtractor
-from i3d_train.flow.__main__ import VIDEO_SUFFIXES, find_videos
 from i3d_train.inference import prepare
 from i3d_train.models.i3d import InceptionI3d
 from i3d_train.pipeline import ConfigError
 from i3d_train.protocols import ProtocolError, load_init_state_dict
+from i3d_train.video.files import VIDEO_SUFFIXES, find_videos
 
 log = logging.getLogger(__name__)
 

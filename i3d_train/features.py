@@ -18,10 +18,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from i3d_train.data.transforms import center_offsets, frames_to_unit, resize_flow, resize_frames
-from i3d_train.data.video import probe, read_frames
 from i3d_train.flow.extract import compute_flow, read_flow, read_meta, to_gray
 from i3d_train.inference import InferenceModel
+from i3d_train.video.reader import probe, read_frames
+from i3d_train.video.resize import center_offsets, frames_to_unit, resize_flow, resize_frames
 
 
 def snippet_starts(num_frames: int, stack: int, step: int) -> list[int]:

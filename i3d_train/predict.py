@@ -17,11 +17,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from i3d_train.data.transforms import center_offsets, crop, resize_short_side, scale_to_unit, to_float_clip
-from i3d_train.data.video import VideoDecodeError, probe, read_frames
+from i3d_train.data.labels import kinetics400_classes
 from i3d_train.inference import prepare
 from i3d_train.models.i3d import InceptionI3d
-from i3d_train.data.labels import kinetics400_classes
+from i3d_train.video.reader import VideoDecodeError, probe, read_frames
+from i3d_train.video.resize import center_offsets, crop, resize_short_side, scale_to_unit, to_float_clip
 
 
 def load_video(path: str | Path, fps: float | None, short_side: int, crop_size: int) -> torch.Tensor:

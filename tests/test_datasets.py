@@ -15,12 +15,12 @@ from i3d_train.data.dataset import VideoDataset, VideoItem
 from i3d_train.data.frames import probe_frames, read_frame_folder, write_frame_folder
 from i3d_train.data.hmdb51 import parse_hmdb51
 from i3d_train.data.kinetics import parse_kinetics400
+from i3d_train.data.labels import kinetics400_classes
 from i3d_train.data.samplers import CenterClipSampler
 from i3d_train.data.splits import DatasetFormatError
 from i3d_train.data.synthetic import SyntheticConfig, generate
 from i3d_train.data.transforms import ClipTransform
 from i3d_train.pipeline import ConfigError, train
-from i3d_train.data.labels import kinetics400_classes
 from tests.conftest import compose_train, decode_index, index_frames
 
 ASSETS = Path(__file__).parent / "assets"
@@ -168,7 +168,7 @@ def test_datamodule_reads_frame_folders(tmp_path, caplog):
     root = generate(
         tmp_path / "syn", SyntheticConfig(num_classes=2, train_per_class=2, test_per_class=1, num_frames=10)
     )
-    from i3d_train.data.video import read_frames
+    from i3d_train.video.reader import read_frames
 
     for video in (root / "UCF-101").rglob("*.mp4"):
         rel = video.relative_to(root / "UCF-101").with_suffix("")

@@ -14,7 +14,7 @@ import torch
 
 from i3d_train.data.samplers import WholeVideoSampler
 from i3d_train.evaluate import fuse_predictions, metrics_of, read_predictions
-from i3d_train.module import first_occurrences, video_level_scores
+from i3d_train.metrics import first_occurrences, video_level_scores
 from i3d_train.pipeline import train
 from i3d_train.report.cli import main as report_main
 from tests.conftest import compose_train

@@ -12,11 +12,11 @@ import torch
 import torch.nn.functional as F
 
 from i3d_train.data.synthetic import SyntheticConfig, render_video, write_video
-from i3d_train.data.transforms import frames_to_unit, resize_frames
-from i3d_train.data.video import read_frames
 from i3d_train.features import snippet_starts
 from i3d_train.inference import fold_batchnorm, prepare
 from i3d_train.models.i3d import InceptionI3d
+from i3d_train.video.reader import read_frames
+from i3d_train.video.resize import frames_to_unit, resize_frames
 from tests.conftest import randomize_batchnorm
 
 ROOT = Path(__file__).resolve().parents[1]

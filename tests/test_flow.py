@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from i3d_train.data.synthetic import _smooth_noise, write_video
-from i3d_train.flow.__main__ import main as flow_main
+from i3d_train.flow.cli import main as flow_main
 from i3d_train.flow.extract import ExtractOptions, FlowStore, extract_video, read_flow
 
 SPEED = 2  # px / frame to the right

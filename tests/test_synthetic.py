@@ -6,7 +6,7 @@ import numpy as np
 
 from i3d_train.data.synthetic import CLASSES, SyntheticConfig, generate, render_video
 from i3d_train.data.ucf101 import parse_ucf101
-from i3d_train.data.video import probe, read_frames
+from i3d_train.video.reader import probe, read_frames
 
 TINY = SyntheticConfig(num_classes=8, train_per_class=2, test_per_class=1, num_frames=10, height=48, width=64)
 

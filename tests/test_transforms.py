@@ -5,7 +5,8 @@ import random
 import numpy as np
 import torch
 
-from i3d_train.data.transforms import ClipTransform, resize_short_side, to_float_clip
+from i3d_train.data.transforms import ClipTransform
+from i3d_train.video.resize import resize_short_side, to_float_clip
 
 
 def test_resize_short_side_keeps_aspect():

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from i3d_train.data.video import DecodeStats, VideoDecodeError, probe, read_frames, source_indices
+from i3d_train.video.reader import DecodeStats, VideoDecodeError, probe, read_frames, source_indices
 from tests.conftest import decode_index
 
 

@@ -27,7 +27,7 @@ DATASETS = ("ucf101", "hmdb51", "kinetics400", "synthetic")
 def try_decode(item: VideoItem) -> str | None:
     """None if three frames spread over the video (or frame folder) decode, else the reason."""
     from i3d_train.data.frames import probe_frames, read_frame_folder
-    from i3d_train.data.video import VideoDecodeError, probe, read_frames
+    from i3d_train.video.reader import VideoDecodeError, probe, read_frames
 
     try:
         if item.frames_dir is not None:
@@ -88,7 +88,9 @@ def check(
             ctx = multiprocessing.get_context("spawn")
             with ProcessPoolExecutor(workers, mp_context=ctx) as pool:
                 results = pool.map(try_decode, present, chunksize=16)
-                for it, why in tqdm(zip(present, results), total=len(present), desc="decode", disable=not progress):
+                for it, why in tqdm(
+                    zip(present, results, strict=True), total=len(present), desc="decode", disable=not progress
+                ):
                     if why:
                         bad.append((it.video_id, why))
         else:

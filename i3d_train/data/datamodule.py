@@ -26,6 +26,8 @@ import torch
 from torch.utils.data import DataLoader
 
 from i3d_train.data.dataset import VideoDataset, VideoItem
+from i3d_train.data.hmdb51 import parse_hmdb51
+from i3d_train.data.kinetics import parse_kinetics400
 from i3d_train.data.samplers import (
     CenterClipSampler,
     ClipSampler,
@@ -34,11 +36,9 @@ from i3d_train.data.samplers import (
     UniformClipSampler,
     WholeVideoSampler,
 )
+from i3d_train.data.splits import DatasetFormatError, SplitLists
 from i3d_train.data.synthetic import SyntheticConfig, generate
 from i3d_train.data.transforms import ClipTransform
-from i3d_train.data.hmdb51 import parse_hmdb51
-from i3d_train.data.kinetics import parse_kinetics400
-from i3d_train.data.splits import DatasetFormatError, SplitLists
 from i3d_train.data.ucf101 import parse_ucf101
 from i3d_train.flow.extract import METHODS, ExtractOptions, is_complete
 
@@ -211,8 +211,8 @@ class VideoDataModule(pl.LightningDataModule):
             raise ValueError(f"data.flow_extract.method must be one of {METHODS}, got {self.flow_extract['method']!r}")
         if self.uses_flow and self.flow_root is None:
             raise DatasetFormatError(
-                f"the model reads flow but data.flow_root is not set (extract it with "
-                f"`python -m i3d_train.flow --src <videos> --dst <flow_root>`, then data.flow_root=<flow_root>)"
+                "the model reads flow but data.flow_root is not set (extract it with "
+                "`python -m i3d_train.flow --src <videos> --dst <flow_root>`, then data.flow_root=<flow_root>)"
             )
         self.lists: SplitLists | None = None
         self.train_set: VideoDataset | None = None
@@ -229,7 +229,7 @@ class VideoDataModule(pl.LightningDataModule):
 
     def extract_flow(self) -> dict:
         """Compute the flow of every listed video that has none yet (resumable, parallel)."""
-        from i3d_train.flow.__main__ import extract_many
+        from i3d_train.flow.parallel import extract_many
 
         opts = dict(self.flow_extract)
         workers = int(opts.pop("workers", max(1, self.num_workers)))

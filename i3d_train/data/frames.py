@@ -14,7 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from i3d_train.data.video import VideoDecodeError, VideoInfo, source_indices
+from i3d_train.video.reader import VideoDecodeError, VideoInfo, source_indices
 
 FRAME_PREFIX, FRAME_SUFFIX = "img_", ".jpg"
 

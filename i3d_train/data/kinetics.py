@@ -20,14 +20,14 @@ import os
 from pathlib import Path
 
 from i3d_train.data.dataset import VideoItem
-from i3d_train.data.splits import DatasetFormatError, SplitLists
 from i3d_train.data.labels import kinetics400_classes
+from i3d_train.data.splits import DatasetFormatError, SplitLists
+from i3d_train.video.files import is_video
 
 LAYOUT = (
     "expected <root>/annotations/{train,val,test}.csv with the header "
     "label,youtube_id,time_start,time_end,split,is_cc and videos in <root>/<split>/[<label>/]<youtube_id>_<start:06d>_<end:06d>.mp4"
 )
-VIDEO_SUFFIXES = {".mp4", ".mkv", ".webm", ".avi", ".mov", ".m4v"}
 
 
 def clip_name(youtube_id: str, start: int, end: int) -> str:
@@ -42,8 +42,8 @@ def index_videos(folder: Path) -> dict[str, str]:
     base = folder.parent
     for dirpath, _, names in os.walk(folder):
         for name in names:
-            stem, suffix = os.path.splitext(name)
-            if suffix.lower() in VIDEO_SUFFIXES:
+            stem = os.path.splitext(name)[0]
+            if is_video(name):
                 out.setdefault(stem, os.path.relpath(os.path.join(dirpath, name), base))
     return out
 

@@ -82,9 +82,7 @@ class SeededSampler(DistributedSampler):
     def __init__(
         self, dataset, seed: int, shuffle: bool = True, num_replicas: int = 1, rank: int = 0, drop_last: bool = False
     ) -> None:
-        super().__init__(
-            dataset, num_replicas=num_replicas, rank=rank, shuffle=shuffle, seed=seed, drop_last=drop_last
-        )
+        super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=shuffle, seed=seed, drop_last=drop_last)
 
     def __iter__(self):
         for i in super().__iter__():

@@ -20,9 +20,9 @@ import json
 import logging
 import math
 import shutil
-from fractions import Fraction
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -173,7 +173,9 @@ def _periodic_texture(rng: np.random.Generator, size: int) -> np.ndarray:
     palette = rng.uniform(0, 255, (3, 3))
     t = pattern[..., None]
     # Two-segment colour ramp through three random colours.
-    return np.where(t < 0.5, palette[0] + (palette[1] - palette[0]) * 2 * t, palette[1] + (palette[2] - palette[1]) * (2 * t - 1))
+    return np.where(
+        t < 0.5, palette[0] + (palette[1] - palette[0]) * 2 * t, palette[1] + (palette[2] - palette[1]) * (2 * t - 1)
+    )
 
 
 def _sample_periodic(tex: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:

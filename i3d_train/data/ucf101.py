@@ -66,11 +66,12 @@ def parse_list(path: Path, classes: list[str], video_dir: Path, labelled: bool) 
         rel = parts[0]
         cls = rel.split("/")[0]
         if len(parts) > 2 or "/" not in rel or cls not in index:
-            raise DatasetFormatError(f"{path}:{lineno}: expected '<Class>/<video>.avi{' <id>' if labelled else ''}', got {line!r}")
+            raise DatasetFormatError(
+                f"{path}:{lineno}: expected '<Class>/<video>.avi{' <id>' if labelled else ''}', got {line!r}"
+            )
         label = index[cls]
-        if len(parts) == 2:
-            if not parts[1].isdigit() or int(parts[1]) - 1 != label:
-                raise DatasetFormatError(f"{path}:{lineno}: class id {parts[1]!r} does not match folder {cls!r}")
+        if len(parts) == 2 and (not parts[1].isdigit() or int(parts[1]) - 1 != label):
+            raise DatasetFormatError(f"{path}:{lineno}: class id {parts[1]!r} does not match folder {cls!r}")
         items.append(VideoItem(video_dir / rel, label, rel))
     return items
 

