@@ -202,6 +202,19 @@ def test_unreachable_server_and_missing_file_are_one_line_errors(tmp_path):
     assert not any((tmp_path / "w").glob("*.pt"))
 
 
+def test_a_verified_file_that_does_not_convert_writes_nothing(tmp_path):
+    junk = b"not a checkpoint" * 100
+    with Server({"rgb_charades.pt": junk, "googlenet-1378be20.pth": junk}) as srv:
+        with pytest.raises(
+            WeightsError, match=r"verified, but not convertible: .*rgb_charades\.pt: not a PyTorch checkpoint"
+        ):
+            install(registry.get("rgb-charades"), tmp_path, base_url=srv.url, expected_hash=blob_sha1(junk))
+        prefix = hashlib.sha256(junk).hexdigest()[:8]
+        with pytest.raises(WeightsError, match="not convertible"):
+            install(registry.get("googlenet-imagenet"), tmp_path, base_url=srv.url, expected_hash=prefix)
+    assert (tmp_path / "rgb_charades.pt").read_bytes() == junk and not (tmp_path / "i3d_charades_rgb.pt").exists()
+
+
 def test_download_converts_a_served_port_flow_checkpoint(tmp_path, flow_port):
     data, ref = flow_port
     out = tmp_path / "weights"
@@ -327,4 +340,8 @@ def test_readme_quick_path_two_stream_features(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     manifest = json.loads((tmp_path / "features" / "v.json").read_text())
     assert manifest["modalities"] == ["rgb", "flow"]
+    assert manifest["weights"] == {
+        "rgb": "./weights/i3d_kinetics400_rgb.pt",
+        "flow": "./weights/i3d_kinetics400_flow.pt",
+    }
     assert np.load(tmp_path / "features" / "v_rgb.npy").shape == np.load(tmp_path / "features" / "v_flow.npy").shape

@@ -63,5 +63,9 @@ def check_googlenet(path: str | Path) -> str:
         InceptionV1(1000).load_imagenet(sd)
     except (ImageNetWeightsError, WeightsMismatchError) as e:
         raise ConversionError(f"{path}: {e}") from None
+    except OSError:
+        raise
+    except Exception as e:  # a file torch cannot read raises anything from its unpickler
+        raise ConversionError(f"{path}: not a PyTorch checkpoint ({type(e).__name__}: {e})") from None
     n = sum(v.numel() for k, v in sd.items() if not k.endswith("num_batches_tracked"))
     return f"{path} (GoogLeNet backbone: {len(sd)} tensors, {n:,} values, loads into InceptionV1)"

@@ -99,5 +99,6 @@ def install(
     except (ConversionError, UnsafePickleError, pickle.UnpicklingError, RuntimeError, EOFError, OSError) as e:
         if source is None:
             raise WeightsError(f"{entry.name}: {e}") from None
-        raise WeightsError(f"{source}: verified, but not convertible: {e}") from None
+        where = "" if str(source) in str(e) else f"{source}: "
+        raise WeightsError(f"verified, but not convertible: {where}{e}") from None
     return Result(target, source, False, lines)

@@ -45,4 +45,12 @@ def convert(state_dict: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor
 
 
 def load(path: str | Path) -> tuple[dict[str, torch.Tensor], int, int]:
-    return convert(torch.load(path, map_location="cpu", weights_only=True))
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except OSError:
+        raise
+    except Exception as e:  # a file torch cannot read raises anything from its unpickler
+        raise ConversionError(f"{path}: not a PyTorch checkpoint ({type(e).__name__}: {e})") from None
+    if not isinstance(obj, dict):
+        raise ConversionError(f"{path}: expected a state dict, got {type(obj).__name__}")
+    return convert(obj)
