@@ -267,6 +267,22 @@ def test_missing_weights_name_the_download_command(tmp_path):
         load_init_state_dict(tmp_path / "mine.pt")
 
 
+@pytest.mark.slow
+def test_extract_py_without_the_flow_weights_names_the_download_command(tmp_path):
+    (tmp_path / "weights").mkdir()
+    torch.save(InceptionI3d(400).state_dict(), tmp_path / "weights" / "i3d_kinetics400_rgb.pt")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "extract.py"), "input=videos/", "modalities=[rgb,flow]"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1] == (
+        "error: initial weights weights/i3d_kinetics400_flow.pt not found "
+        "(make it: `python -m i3d_train.weights download flow-imagenet --out weights`)"
+    )
+
+
 def test_defaults_of_the_configs_are_the_names_download_writes():
     from omegaconf import OmegaConf
 
