@@ -1,1 +1,2 @@
-"""Checkpoint converters: weights from elsewhere -> this project's models."""
+"""Pretrained weights by name (registry, download, verification) and checkpoint converters: weights from
+elsewhere -> this project's models."""
