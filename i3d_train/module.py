@@ -77,11 +77,17 @@ class VideoClassifier(pl.LightningModule):
         self.video_outputs: dict[str, dict[str, Any]] = {}
 
     def train(self, mode: bool = True) -> VideoClassifier:
-        """Also keeps frozen batch norms (protocol ``fixed``) in eval mode, whenever Lightning switches."""
+        """Also keeps frozen batch norms (protocol ``fixed``) in eval mode when the module is switched."""
         super().train(mode)
         if mode:
             keep_frozen_batchnorm_in_eval(self.net)
         return self
+
+    def on_train_epoch_start(self) -> None:
+        """Frozen batch norms (protocol ``fixed``) in eval mode for training. Lightning 2.x does not call
+        :meth:`train` when fit starts (modules keep the mode they were built in, and the validation loop
+        restores the modes it found), so this hook, not ``train()``, is what holds them there."""
+        keep_frozen_batchnorm_in_eval(self.net)
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor | dict[str, torch.Tensor]:
         modalities = getattr(self.net, "modalities", None)
@@ -143,15 +149,23 @@ class VideoClassifier(pl.LightningModule):
     # --- evaluation -------------------------------------------------------------------------------
 
     def _eval_step(self, batch: dict[str, torch.Tensor], stage: str) -> None:
+        labels = batch["label"]
+        n = labels.shape[0]
+        # The paper's test input of fixed-length models: K clips of one video per sample, (N, K, C, T, H, W).
+        clips = [m for m in ("rgb", "flow") if m in batch]
+        tiles = batch[clips[0]].shape[1] if batch[clips[0]].dim() == 6 else 1
+        if batch[clips[0]].dim() == 6:
+            batch = {**batch, **{m: batch[m].flatten(0, 1) for m in clips}}
+            labels = labels.repeat_interleave(tiles)
         raw, streams, scores = self._outputs(batch)
-        n = batch["label"].shape[0]
-        self.log(f"{stage}/loss", self._loss(raw, scores, batch["label"], stage, n), batch_size=n, sync_dist=True)
-        if stage == "val":
-            self.val_acc(scores, batch["label"])
-            self.log("val/acc_top1", self.val_acc, batch_size=n)
+        self.log(f"{stage}/loss", self._loss(raw, scores, labels, stage, n), batch_size=n, sync_dist=True)
         probs = {s: o.float().softmax(-1) for s, o in streams.items()}
         if len(probs) > 1:
-            probs["fused"] = scores
+            probs["fused"] = scores.float()
+        probs = {s: p.view(n, tiles, -1).mean(1) for s, p in probs.items()}  # the clips of a sample averaged
+        if stage == "val":
+            self.val_acc(probs["fused"] if "fused" in probs else probs[""], batch["label"])
+            self.log("val/acc_top1", self.val_acc, batch_size=n)
         self._eval_outputs.append((batch["video_index"], batch["clip_index"], probs, batch["label"]))
 
     def _eval_epoch_end(self, stage: str) -> None:

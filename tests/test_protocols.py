@@ -1,8 +1,9 @@
 """Transfer protocols: what is trainable, frozen batch norms, loading initial weights."""
 
 import pytest
+import pytorch_lightning as pl
 import torch
-import torch.nn.functional as F
+from torch.utils.data import DataLoader
 
 from i3d_train.models.i3d import InceptionI3d
 from i3d_train.module import VideoClassifier
@@ -22,23 +23,59 @@ def module_for(net):
     return VideoClassifier(net, 5, "rgb", optimizer=lambda params: torch.optim.SGD(params, lr=0.1))
 
 
-def test_fixed_trains_only_the_classifier_and_keeps_bn_statistics(pretrained):
+class RecordingClassifier(VideoClassifier):
+    """Records, at every training step, whether any frozen batch norm was in training mode."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.frozen_bn_training: list[bool] = []
+        self.dropout_training: list[bool] = []
+
+    def training_step(self, batch, batch_idx):
+        bns = [m for m in self.net.modules() if isinstance(m, torch.nn.BatchNorm3d)]
+        self.frozen_bn_training.append(any(m.training for m in bns))
+        self.dropout_training.append(self.net.dropout.training)
+        return super().training_step(batch, batch_idx)
+
+
+def clip_loader(n: int = 4, classes: int = 5) -> DataLoader:
+    g = torch.Generator().manual_seed(0)
+    rgb = torch.rand(n, 3, 16, 56, 56, generator=g) * 2 - 1
+    items = [
+        {
+            "rgb": rgb[i],
+            "label": torch.tensor(i % classes),
+            "video_index": torch.tensor(i),
+            "clip_index": torch.tensor(0),
+        }
+        for i in range(n)
+    ]
+    return DataLoader(items, batch_size=2)
+
+
+def test_fixed_keeps_frozen_batchnorm_statistics_under_a_real_trainer(pretrained, tmp_path):
+    """Lightning 2.x never calls module.train() when fit starts: the frozen batch norms must still be in
+    eval mode in every training step, and their running statistics bit-identical after fit."""
     src, path = pretrained
     net = apply_protocol(InceptionI3d(5), "fixed", str(path))
     trainable = {n for n, p in net.named_parameters() if p.requires_grad}
     assert trainable == {"logits.conv3d.weight", "logits.conv3d.bias"}
     assert torch.equal(net.Mixed_5c.b0.conv3d.weight, src.Mixed_5c.b0.conv3d.weight)
-    module = module_for(net)
-    module.train()
-    before = {k: v.clone() for k, v in net.state_dict().items() if "running" in k}
-    opt = module.configure_optimizers()
-    batch = {"rgb": torch.rand(2, 3, 8, 64, 64) * 2 - 1, "label": torch.tensor([0, 3])}
-    loss = F.cross_entropy(module(batch), batch["label"])
-    loss.backward()
-    opt.step()
-    after = {k: v for k, v in net.state_dict().items() if "running" in k}
-    assert all(torch.equal(before[k], after[k]) for k in before)
-    assert not net.Mixed_4b.b0.bn.training and net.dropout.training
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    module = RecordingClassifier(net, 5, "rgb", optimizer=lambda params: torch.optim.SGD(params, lr=0.5))
+    trainer = pl.Trainer(
+        max_epochs=2, limit_train_batches=2, limit_val_batches=1, num_sanity_val_steps=1, accelerator="cpu",
+        logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+        default_root_dir=tmp_path,
+    )  # fmt: skip
+    trainer.fit(module, clip_loader(), clip_loader())
+    assert module.frozen_bn_training == [False] * 4 and module.dropout_training == [True] * 4
+    after = net.state_dict()
+    stats = [k for k in before if "running" in k or "num_batches_tracked" in k]
+    assert len(stats) > 100 and all(torch.equal(before[k], after[k]) for k in stats)
+    frozen = [k for k in before if not k.startswith("logits.")]
+    assert all(torch.equal(before[k], after[k]) for k in frozen)
+    assert not torch.equal(before["logits.conv3d.weight"], after["logits.conv3d.weight"])  # the head learned
 
 
 def test_full_ft_trains_everything_from_the_loaded_weights(pretrained):

@@ -1,11 +1,11 @@
 """The DataModule: split lists from a dataset parser, clips shaped as the model asks.
 
 The model config declares what it consumes (``model.input``: frames, fps, stride, crop, modalities);
-the data config may shrink it for small data (``data.input_override``, used by the synthetic set so a
+the data config may shrink it for small data (``data.input_small``, used by the synthetic set so a
 CPU run is quick). Train clips: random start, random crop, flip. Validation: one center clip, center
 crop. Test (``test_protocol``): ``clips``: ``test_clips`` uniform clips x ``test_crops`` (1 center or 3
-along the long side); ``center``: one center clip; ``paper``: the whole video, center crop (the
-paper's protocol; batch size 1). Scores are averaged per video by the LightningModule.
+along the long side); ``center``: one center clip; ``paper``: the whole video, center crop, as the
+model's ``input.paper_test`` says (the paper's Table 1 test input; batch size 1). Scores are averaged per video by the LightningModule.
 UCF-101 and HMDB-51 have no validation split; as is usual, validation uses the test list.
 
 Flow clips (``flow`` among the model's modalities) are read from ``data.flow_root``: one folder per
@@ -63,20 +63,32 @@ class ClipSpec:
     num_frames: int = 64  # paper: 64-frame training clips for I3D (Sec. 2.5)
     fps: float | None = 25.0  # paper: everything at 25 fps
     frame_stride: int = 1
+    resize: int | tuple[int, int] = 256  # short side (paper: 256), or an exact (height, width) (C3D: 128 x 171)
     crop_size: int = 224  # paper: 224x224 crops of frames resized to short side 256
     modalities: tuple[str, ...] = ("rgb",)
     flow_frames: int | None = None  # flow frames per clip when not num_frames (Two-Stream: 10 for 1 RGB frame)
     flow_stride: int | None = None  # step between flow frames when not frame_stride
     test_clips: int | None = None  # clips per test video when the model has its own (Two-Stream: 25)
+    # The paper's test input (data.test_protocol=paper, Table 1): `whole`: one clip of every frame of the
+    # video at the model's stride, the model averages over time (I3D, ConvNet+LSTM); `tile`: the training
+    # clip repeated back to back over the whole video, scores averaged (C3D, Two-Stream, 3D-Fused).
+    paper_test: str = "whole"
 
     @classmethod
-    def from_config(cls, spec: dict[str, Any], override: dict[str, Any] | None = None) -> ClipSpec:
-        merged = {**dict(spec), **dict(override or {})}
+    def from_config(cls, spec: dict[str, Any], *overrides: dict[str, Any] | None) -> ClipSpec:
+        """The model's ``input``, with the fields each override sets (``None`` values: not set)."""
+        merged = dict(spec)
+        for override in overrides:
+            merged.update({k: v for k, v in dict(override or {}).items() if v is not None})
         unknown = set(merged) - set(cls.__dataclass_fields__)
         if unknown:
             raise ValueError(f"unknown model.input keys {sorted(unknown)}; expected {sorted(cls.__dataclass_fields__)}")
         if "modalities" in merged:
             merged["modalities"] = tuple(merged["modalities"])
+        if not isinstance(merged.get("resize", 256), int):
+            merged["resize"] = tuple(int(v) for v in merged["resize"])
+        if merged.get("paper_test", "whole") not in ("whole", "tile"):
+            raise ValueError(f"model.input.paper_test must be 'whole' or 'tile', got {merged['paper_test']!r}")
         return cls(**merged)
 
 
@@ -127,9 +139,11 @@ class VideoDataModule(pl.LightningDataModule):
         root: the dataset's root folder.
         split: official split number (1-3).
         num_classes: expected number of classes (checked against the annotation files).
-        input: the model's ``ClipSpec`` fields (``model.input``).
-        input_override: fields of ``input`` replaced for this dataset (e.g. smaller crops).
-        short_side: frames are resized so their short side is this (paper: 256).
+        input: the model's ``ClipSpec`` fields (``model.input``): frames, rate, stride, resize, crop, ...
+        input_small: if set (the synthetic recipe sets ``model.input_small``), fields of ``input``
+            replaced by the model's small variant.
+        input_override: fields of ``input`` replaced by the user (``None`` values: not replaced), e.g.
+            ``data.input_override='{num_frames: 16, crop_size: 112}'``.
         batch_size: clips per batch (per process).
         num_workers: DataLoader workers.
         test_clips: uniform clips per video at test time (``test_protocol=clips``).
@@ -159,7 +173,6 @@ class VideoDataModule(pl.LightningDataModule):
         num_classes: int,
         input: dict[str, Any],
         input_override: dict[str, Any] | None,
-        short_side: int,
         batch_size: int,
         num_workers: int,
         test_clips: int,
@@ -175,14 +188,14 @@ class VideoDataModule(pl.LightningDataModule):
         test_crops: int = 1,
         seed: int = 0,
         global_batch_size: int | None = None,
+        input_small: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         self.name = name
         self.root = Path(root)
         self.split = split
         self.num_classes = num_classes
-        self.clip = ClipSpec.from_config(input, input_override)
-        self.short_side = short_side
+        self.clip = ClipSpec.from_config(input, input_small, input_override)
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.test_clips = test_clips
@@ -285,7 +298,7 @@ class VideoDataModule(pl.LightningDataModule):
             fps=c.fps,
             frame_stride=c.frame_stride,
             sampler=sampler,
-            transform=ClipTransform(self.short_side, c.crop_size, train=train, flip=self.flip, crops=crops),
+            transform=ClipTransform(c.resize, c.crop_size, train=train, flip=self.flip, crops=crops),
             modalities=c.modalities,
             flow_frames=c.flow_frames,
             flow_stride=c.flow_stride,
@@ -304,7 +317,7 @@ class VideoDataModule(pl.LightningDataModule):
 
     def test_sampler(self) -> ClipSampler:
         if self.test_protocol == "paper":
-            return WholeVideoSampler()
+            return WholeVideoSampler(tiles=self.clip.paper_test == "tile")
         if self.test_protocol == "center":
             return CenterClipSampler()
         return UniformClipSampler(self.clip.test_clips or self.test_clips)

@@ -12,6 +12,7 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch.utils.data import Dataset
 
@@ -107,7 +108,7 @@ class VideoDataset(Dataset):
         """Stored flow for ``indices`` as ``(2, T, h, w)``, resized like the frames (vectors scaled
         with the image)."""
         flow = torch.from_numpy(read_flow(item.flow_dir, indices, meta)).permute(3, 0, 1, 2)  # 2 x T x H x W
-        return resize_flow(flow, self.transform.short_side, size)
+        return resize_flow(flow, self.transform.resize, size)
 
     def load(self, video_index: int, clip_index: int, rng: random.Random) -> dict[str, torch.Tensor]:
         """Decode and transform one clip (raises :class:`VideoDecodeError` for a bad file)."""
@@ -121,21 +122,27 @@ class VideoDataset(Dataset):
             frames_dir = item.frames_dir
             info = probe_frames(frames_dir, self.frames_fps) if frames_dir else probe(item.path)
             n = min(info.num_frames_at(self.fps), n or 1 << 62)
-        if self.sampler.whole_video:  # every frame (at the stride): the paper's test protocol
+        tiles = getattr(self.sampler, "tiles", False)
+        if self.sampler.whole_video and not tiles:  # every frame (at the stride): the paper's test protocol
             frames_of = {m: (max(1, -(-n // stride)), stride) for m, (_, stride) in frames_of.items()}
         span = max((t - 1) * stride + 1 for m, (t, stride) in frames_of.items() if m in self.modalities)
-        start = self.sampler.start(n, span, clip_index, rng)
+        # one clip, or (the paper's test input of fixed-length models) clips back to back over the video
+        starts = self.sampler.tile_starts(n, span) if tiles else [self.sampler.start(n, span, clip_index, rng)]
+
+        def indices_of(m: str) -> np.ndarray:
+            return np.concatenate([clip_indices(start, *frames_of[m]) for start in starts])
+
         clips: dict[str, torch.Tensor] = {}
         if "rgb" in self.modalities:
-            indices = clip_indices(start, *frames_of["rgb"])
+            indices = indices_of("rgb")
             if frames_dir:
                 frames = read_frame_folder(frames_dir, indices, self.fps, info)
             else:
                 frames = read_frames(item.path, indices, self.fps, info)
-            clips["rgb"] = resize_frames(torch.from_numpy(frames), self.transform.short_side)  # T x H x W x 3
+            clips["rgb"] = resize_frames(torch.from_numpy(frames), self.transform.resize)  # T x H x W x 3
         size = tuple(clips["rgb"].shape[1:3]) if "rgb" in clips else None
         if meta is not None:
-            clips["flow"] = self._flow(item, meta, clip_indices(start, *frames_of["flow"]), size)
+            clips["flow"] = self._flow(item, meta, indices_of("flow"), size)
             size = size or tuple(clips["flow"].shape[-2:])
         p = self.transform.draw(*size, rng, crop_index)  # one crop and flip for every modality
         sample = {
@@ -147,6 +154,10 @@ class VideoDataset(Dataset):
             sample["rgb"] = self.transform.frames(clips["rgb"], p)
         if "flow" in clips:
             sample["flow"] = (self.transform.apply(clips["flow"], p, is_flow=True) / meta["bound"]).clamp(-1, 1)
+        if tiles:  # (C, K*T, H, W) -> (K, C, T, H, W): K clips of one video, averaged by the module
+            for m in self.modalities:
+                c, kt, h, w = sample[m].shape
+                sample[m] = sample[m].view(c, len(starts), kt // len(starts), h, w).transpose(0, 1).contiguous()
         return sample
 
     def __getitem__(self, index: int | tuple[int, int]) -> dict[str, torch.Tensor]:

@@ -55,10 +55,20 @@ class UniformClipSampler(ClipSampler):
 
 
 class WholeVideoSampler(ClipSampler):
-    """The paper's test protocol: one clip made of every frame of the video (at the model's stride);
-    the model averages its predictions over time. Clips differ in length: use batch size 1."""
+    """The paper's test protocol: the whole video. By default one clip made of every frame of the video
+    (at the model's stride); the model averages its predictions over time. With ``tiles``, the model's
+    own clip repeated back to back over the video (``max(1, num_frames // span)`` clips, stacked in one
+    sample as ``(K, C, T, H, W)``), for models with a fixed input length (C3D, Two-Stream, 3D-Fused);
+    their scores are averaged. Samples differ in length: use batch size 1."""
 
     whole_video = True
+
+    def __init__(self, tiles: bool = False) -> None:
+        self.tiles = tiles
+
+    def tile_starts(self, num_frames: int, span: int) -> list[int]:
+        """Starts of the back-to-back clips that cover the video (one, looped, if it is shorter)."""
+        return [k * span for k in range(max(1, num_frames // span))]
 
     def start(self, num_frames: int, span: int, clip_index: int, rng: random.Random) -> int:
         return 0

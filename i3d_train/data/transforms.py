@@ -31,10 +31,11 @@ class SpatialParams:
 
 
 class ClipTransform:
-    """Short-side resize, crop (random or center), optional flip, scale to [-1, 1].
+    """Resize, crop (random or center), optional flip, scale to [-1, 1].
 
     Args:
-        short_side: target short side before cropping (paper: 256).
+        resize: the frames' size before cropping: a short side (paper: 256), or an exact
+            ``(height, width)`` (C3D: 128 x 171).
         crop_size: square crop (paper: 224).
         train: random crop and flip if True, center crop otherwise.
         flip: allow the random left-right flip in training.
@@ -42,12 +43,17 @@ class ClipTransform:
             usual "3 crops" of "10 clips x 3 crops" testing).
     """
 
-    def __init__(self, short_side: int, crop_size: int, train: bool, flip: bool = True, crops: int = 1) -> None:
-        if crop_size > short_side:
-            raise ValueError(f"crop_size {crop_size} is larger than short_side {short_side}")
+    def __init__(
+        self, resize: int | tuple[int, int] | list[int], crop_size: int, train: bool, flip: bool = True, crops: int = 1
+    ) -> None:
+        resize = int(resize) if isinstance(resize, int) else tuple(int(v) for v in resize)
+        if isinstance(resize, tuple) and len(resize) != 2:
+            raise ValueError(f"resize must be a short side or (height, width), got {resize}")
+        if crop_size > (resize if isinstance(resize, int) else min(resize)):
+            raise ValueError(f"crop_size {crop_size} is larger than the resized frames ({resize})")
         if crops not in (1, 3):
             raise ValueError(f"test crops must be 1 or 3, got {crops}")
-        self.short_side = short_side
+        self.resize = resize
         self.crop_size = crop_size
         self.train = train
         self.flip = flip
@@ -88,5 +94,5 @@ class ClipTransform:
 
     def __call__(self, frames: np.ndarray, rng: random.Random) -> torch.Tensor:
         """``uint8 (T, H, W, 3)`` -> ``float32 (3, T, crop, crop)`` in [-1, 1] (the loader's RGB path)."""
-        x = resize_frames(torch.as_tensor(frames), self.short_side)
+        x = resize_frames(torch.as_tensor(frames), self.resize)
         return self.frames(x, self.draw(x.shape[1], x.shape[2], rng))

@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from i3d_train.models.loading import WeightsMismatchError, classifier_prefix, fit_first_conv
+from i3d_train.models.loading import WeightsMismatchError, classifier_prefixes, fit_first_conv
 
 # torchvision GoogLeNet module -> this project's Inception-V1 endpoint.
 TORCHVISION_BLOCKS = {
@@ -125,11 +125,11 @@ def inflate(state_dict_2d: dict[str, torch.Tensor], net3d: nn.Module) -> dict[st
     net's temporal size) and divided by ``kT``. The first conv is fitted to the 3D net's input channels.
     """
     own = net3d.state_dict()
-    prefix = classifier_prefix(net3d)
+    prefixes = classifier_prefixes(net3d)
     out: dict[str, torch.Tensor] = {}
     used: set[str] = set()
     for key, target in own.items():
-        if prefix and key.startswith(prefix):
+        if key.startswith(prefixes):
             continue
         src_key = key_2d(key)
         if src_key not in state_dict_2d:

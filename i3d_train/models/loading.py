@@ -12,12 +12,15 @@ class WeightsMismatchError(ValueError):
     """A state dict that does not fit the model (one line naming the first offending keys)."""
 
 
-def classifier_prefix(net: nn.Module) -> str | None:
-    """``"logits."`` etc.: the state-dict prefix of ``net.get_classifier()`` (None without one)."""
+def classifier_prefixes(net: nn.Module) -> tuple[str, ...]:
+    """``("logits.",)`` etc.: the state-dict prefixes of ``net.get_classifier()``, which is one module or,
+    for a net with one head per stream (Two-Stream), a ``ModuleList`` of them (empty: no classifier)."""
     head = net.get_classifier() if hasattr(net, "get_classifier") else None
     if head is None:
-        return None
-    return next(n for n, m in net.named_modules() if m is head) + "."
+        return ()
+    heads = list(head) if isinstance(head, nn.ModuleList) else [head]
+    names = {id(m): n for n, m in net.named_modules()}
+    return tuple(names[id(h)] + "." for h in heads if h is not None)
 
 
 def load_without_classifier(net: nn.Module, state_dict: dict[str, torch.Tensor]) -> None:
@@ -25,10 +28,10 @@ def load_without_classifier(net: nn.Module, state_dict: dict[str, torch.Tensor])
 
     ``num_batches_tracked`` buffers absent from the source (older files) keep the model's value.
     """
-    prefix = classifier_prefix(net)
+    prefixes = classifier_prefixes(net)
 
     def body(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        return {k: v for k, v in sd.items() if not (prefix and k.startswith(prefix))}
+        return {k: v for k, v in sd.items() if not k.startswith(prefixes)}
 
     own, src = body(net.state_dict()), body(state_dict)
     for k, v in own.items():

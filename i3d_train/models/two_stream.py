@@ -61,6 +61,15 @@ class TwoStream2D(nn.Module):
         flow_logits = self.flow(stack_flow(flow, stacks)).view(n, -1, self.num_classes).mean(1)
         return {"rgb": rgb_logits, "flow": flow_logits}
 
+    def get_classifier(self) -> nn.ModuleList:
+        """Both streams' classifiers (the transfer protocols reset and train them together)."""
+        return nn.ModuleList([self.rgb.get_classifier(), self.flow.get_classifier()])
+
+    def reset_classifier(self, num_classes: int) -> None:
+        self.num_classes = num_classes
+        self.rgb.reset_classifier(num_classes)
+        self.flow.reset_classifier(num_classes)
+
 
 class FusedTwoStream(nn.Module):
     """(d) 3D-Fused Two-Stream. Args: num_classes; steps (S, paper 5); flow_frames (L, paper 10);

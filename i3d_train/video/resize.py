@@ -32,14 +32,23 @@ def short_side_size(h: int, w: int, size: int) -> tuple[int, int]:
     return max(1, round(h * size / w)), size
 
 
-def resize_frames(frames: torch.Tensor, size: int) -> torch.Tensor:
-    """``uint8 (T, H, W, C)`` frames with the short side resized to ``size``, still ``uint8`` (bilinear,
-    antialiased when shrinking). Works on uint8 channels-last data: several times faster than the same
-    resize in float, and what the data loader uses for RGB."""
+def resized_size(h: int, w: int, resize: int | tuple[int, int] | list[int]) -> tuple[int, int]:
+    """``(h, w)`` after a resize given as a short side (int) or an exact ``(height, width)``."""
+    if isinstance(resize, int):
+        return short_side_size(h, w, resize)
+    nh, nw = resize
+    return int(nh), int(nw)
+
+
+def resize_frames(frames: torch.Tensor, size: int | tuple[int, int] | list[int]) -> torch.Tensor:
+    """``uint8 (T, H, W, C)`` frames resized, still ``uint8`` (bilinear, antialiased when shrinking):
+    ``size`` is the short side (aspect ratio kept) or an exact ``(height, width)``. Works on uint8
+    channels-last data: several times faster than the same resize in float, and what the data loader
+    uses for RGB."""
     t, h, w, c = frames.shape
-    if min(h, w) == size:
+    nh, nw = resized_size(h, w, size)
+    if (nh, nw) == (h, w):
         return frames
-    nh, nw = short_side_size(h, w, size)
     x = frames.permute(0, 3, 1, 2)  # T x C x H x W view, channels-last strides
     x = F.interpolate(x, size=(nh, nw), mode="bilinear", align_corners=False, antialias=nh < h)
     return x.permute(0, 2, 3, 1)
@@ -59,10 +68,14 @@ def resize_to(clip: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return x.permute(1, 0, 2, 3)
 
 
-def resize_flow(flow: torch.Tensor, short_side: int | None = None, size: tuple[int, int] | None = None) -> torch.Tensor:
-    """Resize ``(2, T, H, W)`` flow to ``size`` (or its short side to ``short_side``), scaling the
-    vectors with the image: displacements are in pixels."""
+def resize_flow(
+    flow: torch.Tensor, short_side: int | tuple[int, int] | list[int] | None = None, size: tuple[int, int] | None = None
+) -> torch.Tensor:
+    """Resize ``(2, T, H, W)`` flow to ``size`` (or as ``short_side`` says: a short side, or an exact
+    ``(height, width)``), scaling the vectors with the image: displacements are in pixels."""
     h, w = flow.shape[-2:]
+    if size is None and not isinstance(short_side, int):
+        size = tuple(short_side)
     out = resize_to(flow, size) if size is not None else resize_short_side(flow, short_side).clone()
     nh, nw = out.shape[-2:]
     out[0] *= nw / w
