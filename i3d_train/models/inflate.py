@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from i3d_train.models.loading import WeightsMismatchError, classifier_prefixes, fit_first_conv
+from i3d_train.weights.registry import download_command
 
 # torchvision GoogLeNet module -> this project's Inception-V1 endpoint.
 TORCHVISION_BLOCKS = {
@@ -94,7 +95,8 @@ def load_2d(path: str | Path) -> dict[str, torch.Tensor]:
     """A 2D Inception-V1 state dict in this project's names from ``path`` (our format or torchvision's)."""
     path = Path(path)
     if not path.is_file():
-        raise ImageNetWeightsError(f"ImageNet weights {path} not found (model.imagenet_weights)")
+        make = download_command(path) or f"python -m i3d_train.weights download googlenet-imagenet --out {path.parent}"
+        raise ImageNetWeightsError(f"ImageNet weights {path} not found (model.imagenet_weights; make it: `{make}`)")
     obj = torch.load(path, map_location="cpu", weights_only=True)
     if isinstance(obj, dict) and "state_dict" in obj:
         obj = obj["state_dict"]
