@@ -1,4 +1,5 @@
 """Evaluate a trained checkpoint, or fuse two:  python eval.py ckpt_path=<rgb.ckpt> [fuse_with=<flow.ckpt>]
+Evaluate a state dict (released weights):     python eval.py weights=<file.pt> model=<name> data=<name> [data.*]
 
 Composes conf/eval.yaml and calls i3d_train.eval_run.evaluate.
 """

