@@ -65,6 +65,7 @@ def _datamodule(cfg: DictConfig, data: DictConfig) -> pl.LightningDataModule:
     pl.seed_everything(cfg.seed, workers=True)
     try:
         datamodule = hydra.utils.instantiate(data, _convert_="object")
+        datamodule.prepare_data()  # the synthetic set, flow configured to be extracted when missing
         datamodule.setup("test")
     except DatasetFormatError as e:
         raise ConfigError(str(e)) from None

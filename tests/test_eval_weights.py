@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 import pytorch_lightning as pl
 import torch
-from omegaconf import open_dict
 
 from i3d_train.data.labels import kinetics400_classes
 from i3d_train.data.synthetic import CLASSES, write_video
@@ -22,10 +21,9 @@ from i3d_train.evaluate import read_classes, read_predictions
 from i3d_train.labels_map import ClassMismatchError, head_rows, labels_path
 from i3d_train.models.i3d import InceptionI3d
 from i3d_train.models.multistream import MultiStream
-from i3d_train.pipeline import ConfigError, train
+from i3d_train.pipeline import ConfigError
 from i3d_train.predict import main as predict_main
 from i3d_train.protocols import ProtocolError, apply_protocol
-from tests.conftest import compose_train
 
 ROOT = Path(__file__).resolve().parents[1]
 ASSETS = Path(__file__).parent / "assets"
@@ -293,41 +291,79 @@ def test_released_weights_on_deepminds_clip_in_a_one_video_kinetics_tree(tmp_pat
     assert K400[int(scores[0].argmax())] == "playing cricket" and scores[0].max() > 0.95
 
 
+# --- two streams, each its own file ---------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_two_stream_weights_each_stream_its_file(tmp_path):
+    """``weights.rgb=`` / ``weights.flow=`` on the synthetic set (flow extracted on first use): each
+    stream's and the fused numbers, each stream's scores from its own file's rows (named differently)."""
+    names = list(CLASSES[:3])
+    torch.manual_seed(0)
+    save_weights(InceptionI3d(3), tmp_path / "rgb.pt", names)
+    save_weights(InceptionI3d(3, in_channels=2), tmp_path / "flow.pt", [n.lower() for n in reversed(names)])
+    cmd = f"python eval.py weights.rgb={tmp_path / 'rgb.pt'} weights.flow={tmp_path / 'flow.pt'} model=i3d_two_stream data=synthetic"
+    small = [f"data.root={tmp_path / 'syn'}", "data.num_classes=3", "data.num_workers=0", "data.flow_extract.workers=1"]
+    small += ["data.synthetic.train_per_class=1", "data.synthetic.test_per_class=1", "data.synthetic.num_frames=12"]
+    proc = run_eval(cmd, [*small, f"hydra.run.dir={tmp_path / 'out'}"], tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "   rgb: video-level top-1" in proc.stdout and "fused: video-level top-1" in proc.stdout
+    m = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert m["class_match"] == {"rgb": "by name", "flow": "by name"} and m["rgb"]["num_videos"] == 3
+    ids, y, fused = read_predictions(tmp_path / "out" / "predictions.csv")
+    rgb, flow = np.load(tmp_path / "out" / "scores_rgb.npy"), np.load(tmp_path / "out" / "scores_flow.npy")
+    assert np.abs(fused - (rgb + flow) / 2).max() < 1e-6
+
+
 # --- protocol.keep_classifier through the real train path -----------------------------------------
 
 
 class HeadProbe(pl.Callback):
-    """Copies the classifier's tensors when training starts (after every setup hook)."""
+    """Saves the classifier's tensors to ``out`` when training starts (after every setup hook)."""
 
-    seen: dict[str, torch.Tensor] = {}
+    def __init__(self, out: str) -> None:
+        self.out = out
 
     def on_train_start(self, trainer, pl_module):
-        HeadProbe.seen = {k: v.detach().clone() for k, v in pl_module.net.get_classifier().state_dict().items()}
+        torch.save(pl_module.net.get_classifier().state_dict(), self.out)
+
+
+README_KEEP = "python train.py model=i3d data=kinetics400 protocol=full_ft protocol.keep_classifier=true"
 
 
 @pytest.mark.slow
 def test_keep_classifier_keeps_the_heads_values_through_setup(tmp_path):
-    """Weights whose head knows the synthetic set's 3 classes among others, in another order: with
-    ``keep_classifier=true`` training starts (a real Trainer, after every setup hook) with exactly
-    those rows; without it, with a new head."""
-    names = ["ZoomIn", "MoveUp", "MoveRight", "Spin", "MoveLeft"]  # the 3-class set: MoveRight, MoveLeft, MoveUp
-    rows = [names.index(c) for c in CLASSES[:3]]
-    torch.manual_seed(0)
-    src = InceptionI3d(5)
+    """The README's command (a real Trainer, one fast_dev_run step) from weights whose head rows and
+    label list are shuffled together: training starts with exactly the released rows, in the dataset's
+    order; without ``keep_classifier``, with a new head."""
+    make_kinetics_tree(tmp_path / "k400", ["zumba", "abseiling"])
+    net = released_like(tmp_path / "ref.pt")
+    want = {k: v.clone() for k, v in net.get_classifier().state_dict().items()}
+    perm = torch.randperm(400, generator=torch.Generator().manual_seed(2))
     with torch.no_grad():
-        src.logits.conv3d.bias.normal_(0, 1)
-    save_weights(src, tmp_path / "w.pt", names)
-    want = {"conv3d.weight": src.logits.conv3d.weight[rows], "conv3d.bias": src.logits.conv3d.bias[rows]}
-    reset = apply_protocol(InceptionI3d(3), "full_ft", str(tmp_path / "w.pt"))  # the default: a new head
+        net.logits.conv3d.weight.copy_(net.logits.conv3d.weight[perm])
+        net.logits.conv3d.bias.copy_(net.logits.conv3d.bias[perm])
+    w = save_weights(net, tmp_path / "shuffled.pt", [K400[i] for i in perm])
+    reset = apply_protocol(InceptionI3d(400), "full_ft", str(w))  # the default: a new head
     assert not any(torch.equal(v, want[k]) for k, v in reset.get_classifier().state_dict().items())
 
-    cfg = compose_train(tmp_path, ["data.num_classes=3", "trainer.fast_dev_run=true"])
-    with open_dict(cfg):
-        cfg.protocol.name = "full_ft"
-        cfg.protocol.init_weights = str(tmp_path / "w.pt")
-        cfg.protocol.keep_classifier = True
-        cfg.callbacks.head_probe = {"_target_": f"{HeadProbe.__module__}.HeadProbe"}
-    HeadProbe.seen = {}
-    train(cfg)
-    assert set(HeadProbe.seen) == set(want)
-    assert all(torch.equal(HeadProbe.seen[k], v) for k, v in want.items())
+    args = README_KEEP.split()
+    assert args[:2] == ["python", "train.py"]
+    small = [f"data.root={tmp_path / 'k400'}", f"protocol.init_weights={w}", "trainer.fast_dev_run=true"]
+    small += ["data.num_workers=0", "data.batch_size=2", "data.short_side=64", "+data.input_override.crop_size=56"]
+    small += ["+data.input_override.num_frames=8", "logger=csv", f"hydra.run.dir={tmp_path / 'run'}"]
+    probe = [
+        "+callbacks.head_probe._target_=tests.test_eval_weights.HeadProbe",
+        f"+callbacks.head_probe.out={tmp_path / 'head.pt'}",
+    ]
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "train.py"), *args[2:], *small, *probe],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    seen = torch.load(tmp_path / "head.pt", weights_only=True)
+    assert set(seen) == set(want) and all(torch.equal(seen[k], want[k]) for k in want)
