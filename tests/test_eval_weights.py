@@ -15,7 +15,7 @@ import pytorch_lightning as pl
 import torch
 
 from i3d_train.data.labels import kinetics400_classes
-from i3d_train.data.synthetic import CLASSES, write_video
+from i3d_train.data.synthetic import write_video
 from i3d_train.eval_run import load_weights
 from i3d_train.evaluate import read_classes, read_predictions
 from i3d_train.labels_map import ClassMismatchError, head_rows, labels_path
@@ -31,7 +31,7 @@ K400 = kinetics400_classes()
 K400_HEADER = "label,youtube_id,time_start,time_end,split,is_cc"
 # The README's command; the tests add only what makes it small (and where it writes).
 README_EVAL = "python eval.py weights={w} model=i3d data=kinetics400 data.root={root} data.test_protocol=paper"
-SMALL = ["data.num_workers=0", "data.short_side=128", "+data.input_override.crop_size=112"]
+SMALL = ["data.num_workers=0", "data.input_override={resize: 128, crop_size: 112}"]
 PREDICT_SMALL = ["--short-side", "128", "--crop", "112", "--reference"]
 
 
@@ -184,7 +184,7 @@ def softmax(x: np.ndarray) -> np.ndarray:
 def test_eval_of_converted_weights_scores_the_datasets_classes_as_predict_does(tmp_path, capsys):
     """The README command on a tiny Kinetics tree whose labels are a few classes in another order: each
     video's 400 scores are predict's softmax on the same clip, column for column; weights whose rows
-    and label list are shuffled together give the same scores (matched by name, not by position)."""
+    and label list are shuffled together load the same head (matched by name, not by position)."""
     labels = ["zumba", "passing American football (in game)", "abseiling"]
     videos = make_kinetics_tree(tmp_path / "k400", labels)
     w = tmp_path / "w" / "i3d_kinetics400_rgb.pt"
@@ -206,15 +206,16 @@ def test_eval_of_converted_weights_scores_the_datasets_classes_as_predict_does(t
         expected = softmax(np.array([logits[c] for c in K400]))
         assert np.abs(scores[i] - expected).max() < 1e-4, i
     assert len({int(s.argmax()) for s in scores}) > 1  # the videos are told apart: not a constant net
-    # The same weights with the head's rows and the label list permuted together.
+    # The same weights with the head's rows and the label list permuted together load the same head.
     perm = torch.randperm(400, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         net.logits.conv3d.weight.copy_(net.logits.conv3d.weight[perm])
         net.logits.conv3d.bias.copy_(net.logits.conv3d.bias[perm])
     shuffled = save_weights(net, tmp_path / "w" / "shuffled.pt", [K400[i] for i in perm])
-    proc = run_eval(cmd.replace(str(w), str(shuffled)), [*SMALL, f"hydra.run.dir={tmp_path / 'out2'}"], tmp_path)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert np.abs(read_predictions(tmp_path / "out2" / "predictions.csv")[2] - scores).max() < 1e-6
+    a, b = InceptionI3d(400), InceptionI3d(400)
+    load_weights(a, str(w), "rgb", K400)
+    load_weights(b, str(shuffled), "rgb", K400)
+    assert all(torch.equal(v, b.state_dict()[k]) for k, v in a.state_dict().items())
 
 
 def make_ucf_layout(root: Path, classes: list[str]) -> list[Path]:
@@ -294,25 +295,44 @@ def test_released_weights_on_deepminds_clip_in_a_one_video_kinetics_tree(tmp_pat
 # --- two streams, each its own file ---------------------------------------------------------------
 
 
+README_TWO_STREAM = (
+    "python eval.py weights.rgb={rgb} weights.flow={flow} model=i3d_two_stream data=kinetics400 data.root={root}"
+)
+
+
 @pytest.mark.slow
 def test_two_stream_weights_each_stream_its_file(tmp_path):
-    """``weights.rgb=`` / ``weights.flow=`` on the synthetic set (flow extracted on first use): each
-    stream's and the fused numbers, each stream's scores from its own file's rows (named differently)."""
-    names = list(CLASSES[:3])
-    torch.manual_seed(0)
-    save_weights(InceptionI3d(3), tmp_path / "rgb.pt", names)
-    save_weights(InceptionI3d(3, in_channels=2), tmp_path / "flow.pt", [n.lower() for n in reversed(names)])
-    cmd = f"python eval.py weights.rgb={tmp_path / 'rgb.pt'} weights.flow={tmp_path / 'flow.pt'} model=i3d_two_stream data=synthetic"
-    small = [f"data.root={tmp_path / 'syn'}", "data.num_classes=3", "data.num_workers=0", "data.flow_extract.workers=1"]
-    small += ["data.synthetic.train_per_class=1", "data.synthetic.test_per_class=1", "data.synthetic.num_frames=12"]
+    """The README's two-stream command (flow extracted for the test with Farneback): each stream's file
+    with its own label list (the flow file's rows shuffled with its list), each stream's and the
+    fused numbers."""
+    make_kinetics_tree(tmp_path / "k400", ["zumba", "abseiling"])
+    released_like(tmp_path / "rgb.pt")
+    torch.manual_seed(1)
+    flow = InceptionI3d(400, in_channels=2)
+    with torch.no_grad():
+        flow.logits.conv3d.bias.normal_(0, 3)
+    save_weights(flow, tmp_path / "flow_ref.pt", K400)
+    perm = torch.randperm(400, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        flow.logits.conv3d.weight.copy_(flow.logits.conv3d.weight[perm])
+        flow.logits.conv3d.bias.copy_(flow.logits.conv3d.bias[perm])
+    save_weights(flow, tmp_path / "flow.pt", [K400[i] for i in perm])
+    cmd = README_TWO_STREAM.format(rgb=tmp_path / "rgb.pt", flow=tmp_path / "flow.pt", root=tmp_path / "k400")
+    small = [*SMALL, "data.flow_extract={method: farneback, workers: 1}", "data.test_protocol=center"]
     proc = run_eval(cmd, [*small, f"hydra.run.dir={tmp_path / 'out'}"], tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "   rgb: video-level top-1" in proc.stdout and "fused: video-level top-1" in proc.stdout
     m = json.loads((tmp_path / "out" / "metrics.json").read_text())
-    assert m["class_match"] == {"rgb": "by name", "flow": "by name"} and m["rgb"]["num_videos"] == 3
+    assert m["class_match"] == {"rgb": "by name", "flow": "by name"} and m["flow"]["num_videos"] == 2
     ids, y, fused = read_predictions(tmp_path / "out" / "predictions.csv")
-    rgb, flow = np.load(tmp_path / "out" / "scores_rgb.npy"), np.load(tmp_path / "out" / "scores_flow.npy")
-    assert np.abs(fused - (rgb + flow) / 2).max() < 1e-6
+    rgb, flow_scores = np.load(tmp_path / "out" / "scores_rgb.npy"), np.load(tmp_path / "out" / "scores_flow.npy")
+    assert np.abs(fused - (rgb + flow_scores) / 2).max() < 1e-6
+    # The flow head: the reference file's rows, though the file's rows and list were shuffled.
+    want = InceptionI3d(400, in_channels=2)
+    load_weights(want, str(tmp_path / "flow_ref.pt"), "flow", K400)
+    got = InceptionI3d(400, in_channels=2)
+    load_weights(got, str(tmp_path / "flow.pt"), "flow", K400)
+    assert torch.equal(got.logits.conv3d.weight, want.logits.conv3d.weight)
 
 
 # --- protocol.keep_classifier through the real train path -----------------------------------------
@@ -350,8 +370,12 @@ def test_keep_classifier_keeps_the_heads_values_through_setup(tmp_path):
     args = README_KEEP.split()
     assert args[:2] == ["python", "train.py"]
     small = [f"data.root={tmp_path / 'k400'}", f"protocol.init_weights={w}", "trainer.fast_dev_run=true"]
-    small += ["data.num_workers=0", "data.batch_size=2", "data.short_side=64", "+data.input_override.crop_size=56"]
-    small += ["+data.input_override.num_frames=8", "logger=csv", f"hydra.run.dir={tmp_path / 'run'}"]
+    small += [
+        "data.num_workers=0",
+        "data.batch_size=2",
+        "data.input_override={num_frames: 8, resize: 64, crop_size: 56}",
+    ]
+    small += ["logger=csv", f"hydra.run.dir={tmp_path / 'run'}"]
     probe = [
         "+callbacks.head_probe._target_=tests.test_eval_weights.HeadProbe",
         f"+callbacks.head_probe.out={tmp_path / 'head.pt'}",
