@@ -5,18 +5,22 @@ from __future__ import annotations
 import json
 import logging
 import os
+import socket
+import time
+from functools import partial
 from pathlib import Path
 
-import numpy as np
 import torch
 from omegaconf import DictConfig
 from tqdm import tqdm
 
-from i3d_train.features import ExtractSettings, FeatureExtractor
+from i3d_train.extract_pipeline import Job, StreamSettings, Work, Writer, run_pipeline
+from i3d_train.features_summary import FAILED_SUFFIX, format_summary, record_inputs, record_shard, summarize, write_json
 from i3d_train.inference import prepare
 from i3d_train.models.i3d import InceptionI3d
 from i3d_train.pipeline import ConfigError
 from i3d_train.protocols import ProtocolError, load_init_state_dict
+from i3d_train.sharding import resolve_shard, select
 from i3d_train.video.files import VIDEO_SUFFIXES, find_videos
 
 log = logging.getLogger(__name__)
@@ -60,22 +64,32 @@ def load_i3d(path: str | Path, modality: str) -> InceptionI3d:
     return model.eval()
 
 
-def _save_npy(path: Path, array: np.ndarray) -> None:
-    tmp = path.with_name(path.name + ".tmp.npy")
-    np.save(tmp, array)
-    os.replace(tmp, path)
+def is_complete(out_dir: Path, modalities: list[str], name: str) -> bool:
+    """A manifest that covers ``modalities`` and whose feature files exist (the manifest is written last)."""
+    path = Path(out_dir) / f"{name}.json"
+    if not path.is_file():
+        return False
+    try:
+        manifest = json.loads(path.read_text())
+    except json.JSONDecodeError:
+        return False
+    files = manifest.get("files") or {}
+    return set(manifest.get("modalities", [])) >= set(modalities) and all(
+        (path.parent / f).is_file() for f in files.values()
+    )
 
 
-def run(cfg: DictConfig) -> dict:
-    modalities = list(cfg.modalities)
-    device = cfg.inference.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    models = {}
-    for m in modalities:
-        net = load_i3d(cfg.weights[m], m).to(device)
-        models[m] = prepare(
-            net, fast=cfg.inference.fast, precision=cfg.inference.precision, compile=cfg.inference.compile
-        )
-    settings = ExtractSettings(
+def stream_settings(cfg: DictConfig) -> StreamSettings:
+    if cfg.layout not in ("separate", "concat"):
+        raise ConfigError(f"layout={cfg.layout}: expected separate or concat")
+    if cfg.layout == "concat" and sorted(cfg.modalities) != ["flow", "rgb"]:
+        raise ConfigError("layout=concat writes RGB and flow side by side: it needs modalities=[rgb,flow]")
+    frame_size = None
+    if cfg.get("frame_size"):
+        if len(cfg.frame_size) != 2:
+            raise ConfigError(f"frame_size={list(cfg.frame_size)}: expected [width, height]")
+        frame_size = (int(cfg.frame_size[0]), int(cfg.frame_size[1]))
+    return StreamSettings(
         fps=cfg.fps,
         stack=cfg.stack,
         step=cfg.step,
@@ -86,39 +100,97 @@ def run(cfg: DictConfig) -> dict:
         flow_source=cfg.flow.source,
         flow_method=cfg.flow.method,
         flow_bound=cfg.flow.bound,
+        frame_size=frame_size,
+        chunk_snippets=cfg.extract.chunk_snippets,
     )
-    extractor = FeatureExtractor(models, settings)
+
+
+def run(cfg: DictConfig) -> dict:
+    modalities = list(cfg.modalities)
+    settings = stream_settings(cfg)
+    try:
+        shard, origin = resolve_shard(cfg.extract.shard)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    device = cfg.inference.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    models = {}
+    for m in modalities:
+        net = load_i3d(cfg.weights[m], m).to(device)
+        models[m] = prepare(
+            net, fast=cfg.inference.fast, precision=cfg.inference.precision, compile=cfg.inference.compile
+        )
     out_dir = Path(cfg.output_dir)
     videos = list_inputs(cfg.input)
-    done, skipped, failed = 0, 0, []
-    for video, name in tqdm(videos, desc="features", unit="video"):
-        manifest_path = out_dir / f"{name}.json"
-        if manifest_path.is_file() and set(json.loads(manifest_path.read_text()).get("modalities", [])) >= set(
-            modalities
-        ):
-            skipped += 1
-            continue
-        try:
-            flow_dir = Path(cfg.flow.root) / name if cfg.flow.root else None
-            feats, manifest = extractor.extract(video, flow_dir)
-        except Exception as e:  # noqa: BLE001 - one bad video must not stop the others
-            failed.append((str(video), f"{type(e).__name__}: {e}"))
-            continue
-        manifest_path.parent.mkdir(parents=True, exist_ok=True)
-        for m, f in feats.items():
-            _save_npy(out_dir / f"{name}_{m}.npy", f)
-        manifest["weights"] = {m: str(cfg.weights[m]) for m in modalities}
-        manifest["files"] = {m: f"{Path(name).name}_{m}.npy" for m in modalities}
-        manifest["inference"] = {
-            "fast": cfg.inference.fast,
-            "precision": models[modalities[0]].dtype and str(models[modalities[0]].dtype),
-        }
-        tmp = manifest_path.with_name(manifest_path.name + ".tmp")
-        tmp.write_text(json.dumps(manifest, indent=2))
-        os.replace(tmp, manifest_path)  # written last: its presence means the video is complete
-        done += 1
-    summary = {"done": done, "skipped": skipped, "failed": failed, "output_dir": str(out_dir)}
-    print(f"features: {done} done, {skipped} skipped (already complete), {len(failed)} failed -> {out_dir}")
+    record_inputs(out_dir, [name for _, name in videos], cfg.input)
+    mine = select(videos, shard)
+    where = {name: video for video, name in mine}
+    jobs = [Job(v, name, Path(cfg.flow.root) / name if cfg.flow.root else None) for v, name in mine]
+    writer = Writer(
+        out_dir,
+        modalities,
+        cfg.layout,
+        cfg.crops == "ten_crop",
+        manifest_extra={
+            "weights": {m: str(cfg.weights[m]) for m in modalities},
+            "inference": {
+                "fast": cfg.inference.fast,
+                "precision": models[modalities[0]].dtype and str(models[modalities[0]].dtype),
+            },
+        },
+    )
+    work = Work(
+        jobs,
+        settings,
+        modalities,
+        out_dir,
+        os.getpid(),
+        partial(is_complete, out_dir, modalities),
+        float(cfg.extract.lock_stale_after_s),
+    )
+    bar = tqdm(total=len(jobs), desc="features", unit="video")
+
+    def on_video(name: str, status: str, error: str | None) -> None:
+        bar.update(1)
+        failed_record = out_dir / f"{name}{FAILED_SUFFIX}"
+        if status == "failed":
+            write_json(failed_record, {"video": str(where[name]), "error": error, "shard": str(shard)})
+        elif status == "done":
+            failed_record.unlink(missing_ok=True)
+
+    result = run_pipeline(
+        work,
+        models,
+        writer,
+        num_workers=cfg.extract.num_workers,
+        prefetch_factor=cfg.extract.prefetch_factor,
+        on_video=on_video,
+    )
+    bar.close()
+    failed = [(str(where[name]), why) for name, why in result["failed"]]
+    summary = {
+        "done": len(result["done"]),
+        "skipped": len(result["complete"]),
+        "busy": len(result["busy"]),
+        "failed": failed,
+        "shard": str(shard),
+        "videos": len(jobs),
+        "output_dir": str(out_dir),
+    }
+    record_shard(
+        out_dir,
+        shard,
+        {**summary, "failed": len(failed), "host": socket.gethostname(), "pid": os.getpid(), "ended": time.time()},
+    )
+    print(
+        f"features: {summary['done']} done, {summary['skipped']} skipped (already complete), {len(failed)} failed -> {out_dir}"
+    )
+    print(
+        f"shard {shard} ({origin}): {len(jobs)} of {len(videos)} videos; "
+        f"{summary['busy']} left to another process working on them"
+    )
     for path, why in failed:
         print(f"  failed: {path}: {why}")
+    if shard.index == 0 and shard.count > 1:
+        print("across all shards so far (other shards may still be running; python -m i3d_train.features summary):")
+        print(format_summary(summarize(out_dir, float(cfg.extract.lock_stale_after_s))))
     return summary

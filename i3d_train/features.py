@@ -151,3 +151,16 @@ class FeatureExtractor:
         if "flow" in self.models:
             manifest["flow"] = {"source": s.flow_source, "method": (meta or {}).get("method", s.flow_method)}
         return result, manifest
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m i3d_train.features summary <output_dir>``: see :mod:`i3d_train.features_summary`."""
+    from i3d_train.features_summary import main as summary_main
+
+    return summary_main(argv)
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main())

@@ -1,0 +1,431 @@
+"""The overlapped feature-extraction pipeline: decoding and flow in ``DataLoader`` workers, the model
+in the main process, memory bounded whatever the video length.
+
+- **Workers** (``extract.num_workers``) each take every ``num_workers``-th video of the list. For a
+  video a worker takes its lock (:mod:`i3d_train.sharding`; a video another process holds is skipped),
+  then decodes it front to back in one pass (:func:`i3d_train.video.stream.iter_frames`), resizes each
+  frame once, computes each flow field once (or reads it from a flow folder), and keeps only the frames
+  and fields that the next snippets still need (``stack`` + ``chunk_snippets * step`` at most). It
+  yields batches of ``batch_size`` snippets, cropped into their views: RGB as ``uint8`` (a quarter of
+  the bytes of float), flow as ``float32``. A batch may hold the end of one video and the start of the
+  next.
+- **The main process** only moves batches to the device (pinned memory and prefetch on GPU), runs the
+  model and writes each row straight into a memory-mapped ``.npy`` under a temporary name. When a
+  video's last row is in, the files are renamed and the manifest written (last: its presence means
+  complete), and the lock released.
+
+So a video's frames are never all in memory, in the workers or in the main process: a 1-hour video
+needs the same memory as a 1-minute one (``benchmarks/extract_speed.py --memory`` measures it).
+
+The snippets, their frames and their values are exactly those of the one-video-at-a-time reference,
+:class:`i3d_train.features.FeatureExtractor` (checked in ``tests/test_extract_scale.py``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+
+from i3d_train.features import ExtractSettings, snippet_starts, views
+from i3d_train.flow.extract import compute_flow, read_flow, read_meta, to_gray
+from i3d_train.inference import InferenceModel
+from i3d_train.sharding import VideoLock, lock_path, try_lock
+from i3d_train.video.reader import probe
+from i3d_train.video.resize import resize_flow, resize_frames, resize_to, to_float_clip
+from i3d_train.video.stream import iter_frames
+
+FEATURE_DIM = 1024
+
+
+@dataclass
+class StreamSettings(ExtractSettings):
+    """:class:`ExtractSettings` plus what only the streamed pipeline has."""
+
+    frame_size: tuple[int, int] | None = None  # (width, height): squash every frame to it; None: short_side
+    chunk_snippets: int = 8  # snippets prepared from the frames held at once
+
+    @property
+    def resize(self) -> int | tuple[int, int]:
+        """What :func:`resize_frames` takes: a short side, or ``(height, width)``."""
+        if self.frame_size:
+            w, h = self.frame_size
+            return int(h), int(w)
+        return self.short_side
+
+
+@dataclass
+class Job:
+    video: Path
+    name: str
+    flow_dir: Path | None = None
+
+
+def _check_flow_fps(meta: dict, fps: float | None, folder: Path) -> None:
+    if fps is not None and abs(float(meta.get("fps", fps)) - float(fps)) > 1e-3:
+        raise ValueError(f"{folder}: flow stored at {float(meta['fps']):g} fps but {float(fps):g} fps requested")
+
+
+def snippet_times(starts: list[int], stack: int, fps: float) -> dict[str, list[float]]:
+    """Start, end and center of each snippet in seconds: frames ``[s, s + stack)`` at ``fps`` cover
+    ``[s / fps, (s + stack) / fps)``, centred at ``(s + stack / 2) / fps``."""
+    return {
+        "snippet_start_times": [round(s / fps, 4) for s in starts],
+        "snippet_end_times": [round((s + stack) / fps, 4) for s in starts],
+        "snippet_center_times": [round((s + stack / 2) / fps, 4) for s in starts],
+    }
+
+
+@dataclass
+class VideoPlan:
+    """What a video gives, known before decoding it."""
+
+    job: Job
+    info: object
+    n_frames: int  # frames at the extraction rate
+    n: int  # usable frames: n_frames, or the number of flow fields with flow
+    starts: list[int]
+    meta: dict | None  # a flow folder's meta.json
+
+    def manifest(self, s: StreamSettings, modalities: list[str]) -> dict:
+        fps = s.fps or self.info.fps
+        out = {
+            "video": str(self.job.video),
+            "fps": fps,
+            "stack": s.stack,
+            "step": s.step,
+            "frames": self.n_frames,
+            "frames_used": self.n,
+            "num_snippets": len(self.starts),
+            "snippet_start_frames": self.starts,
+            **snippet_times(self.starts, s.stack, fps),
+            "looped": self.n < s.stack,
+            "crops": s.crops,
+            "short_side": None if s.frame_size else s.short_side,
+            "frame_size": list(s.frame_size) if s.frame_size else None,
+            "crop_size": s.crop_size,
+            "modalities": list(modalities),
+            "feature": "I3D Mixed_5c averaged over time and space (1024)",
+        }
+        if "flow" in modalities:
+            out["flow"] = {
+                "source": s.flow_source,
+                "method": (self.meta or {}).get("method", s.flow_method),
+                "bound": (self.meta or {}).get("bound", s.flow_bound),
+            }
+        return out
+
+
+def plan_video(job: Job, s: StreamSettings, modalities: list[str]) -> VideoPlan:
+    info = probe(job.video) if (s.flow_source != "folder" or "rgb" in modalities or s.fps is None) else None
+    meta = None
+    if "flow" in modalities and s.flow_source == "folder":
+        if job.flow_dir is None:
+            raise ValueError("flow.source=folder needs flow.root")
+        meta = read_meta(job.flow_dir)
+        info = info or probe(job.video)
+        _check_flow_fps(meta, s.fps or info.fps, job.flow_dir)
+    n_frames = info.num_frames_at(s.fps)
+    n = n_frames
+    if "flow" in modalities:
+        n = int(meta["flow_frames"]) if meta is not None else n_frames - 1
+        if n < 1:
+            raise ValueError(f"{job.video}: {n_frames} frame(s): flow needs at least 2")
+    return VideoPlan(job, info, n_frames, n, snippet_starts(n, s.stack, s.step), meta)
+
+
+def _gray(frame: np.ndarray, resize: int | tuple[int, int]) -> np.ndarray:
+    """One RGB frame -> grayscale at the extraction size (as :func:`to_gray` does for a short side)."""
+    if isinstance(resize, int):
+        return to_gray(frame[None], resize)[0]
+    clip = resize_to(to_float_clip(frame[None]), resize)  # 3 x 1 x h x w
+    small = clip.permute(1, 2, 3, 0).round().clamp(0, 255).byte().numpy()[0]
+    return cv2.cvtColor(np.ascontiguousarray(small), cv2.COLOR_RGB2GRAY)
+
+
+def video_snippets(plan: VideoPlan, s: StreamSettings, modalities: list[str]) -> Iterator[tuple[int, dict]]:
+    """``(snippet number, {modality: views})`` of one video in order, from one decoding pass; views are
+    ``uint8 (V, 3, stack, crop, crop)`` for RGB, ``float32 (V, 2, stack, crop, crop)`` in [-1, 1] for flow.
+    Holds only the frames the pending snippets need."""
+    n, starts, resize = plan.n, plan.starts, s.resize
+    need_decode = "rgb" in modalities or ("flow" in modalities and s.flow_source != "folder")
+    rgb: dict[int, torch.Tensor] = {}  # frame index -> uint8 (h, w, 3), resized
+    flow: dict[int, torch.Tensor] = {}  # field index -> float32 (2, h, w), in [-1, 1]
+    prev_gray = None
+    k = 0  # next snippet to emit
+
+    def needed(j: int) -> np.ndarray:
+        return np.arange(starts[j], starts[j] + s.stack) % n  # the one loop rule: period n
+
+    def ready(j: int, latest: int) -> bool:
+        return int(needed(j).max()) <= latest
+
+    def emit(j: int) -> dict:
+        idx = needed(j).tolist()
+        out = {}
+        if "rgb" in modalities:
+            clip = torch.stack([rgb[i] for i in idx]).permute(3, 0, 1, 2)  # 3 x T x h x w uint8
+            out["rgb"] = views(clip, s.crop_size, s.crops, False).contiguous()
+        if "flow" in modalities:
+            clip = torch.stack([flow[i] for i in idx], dim=1)  # 2 x T x h x w
+            out["flow"] = views(clip, s.crop_size, s.crops, True).contiguous()
+        return out
+
+    def evict(j: int) -> None:
+        lo = int(needed(j).min()) if j < len(starts) else n
+        for buf in (rgb, flow):
+            for i in [i for i in buf if i < lo]:
+                del buf[i]
+
+    def add_field(i: int, field_hw2: np.ndarray, bound: float) -> None:
+        f = torch.from_numpy(np.ascontiguousarray(field_hw2)).permute(2, 0, 1)[:, None].float()  # 2 x 1 x h x w
+        flow[i] = (resize_flow(f, resize) / bound).clamp_(-1, 1)[:, 0]
+
+    source = (
+        iter_frames(plan.job.video, s.fps, plan.info, stop=min(plan.n_frames, n + 1))
+        if need_decode
+        else ((i, None) for i in range(n))
+    )
+    for i, frame in source:
+        if "rgb" in modalities and i < n:
+            rgb[i] = resize_frames(torch.from_numpy(frame[None]), resize)[0]
+        latest = i if i < n else n - 1
+        if "flow" in modalities:
+            if s.flow_source == "folder":
+                add_field(i, read_flow(plan.job.flow_dir, [i], plan.meta)[0], float(plan.meta["bound"]))
+            else:
+                gray = _gray(frame, resize)
+                if prev_gray is not None:  # field i - 1: from frame i - 1 to frame i
+                    add_field(i - 1, compute_flow(np.stack([prev_gray, gray]), s.flow_method)[0], s.flow_bound)
+                prev_gray = gray
+                latest = i - 1
+        while k < len(starts) and ready(k, latest):
+            yield k, emit(k)
+            k += 1
+            evict(k)
+    if k < len(starts):
+        raise RuntimeError(f"{plan.job.video}: decoding ended before snippet {k} of {len(starts)}")
+
+
+@dataclass
+class Work:
+    """What the workers need (picklable: it travels to spawned workers)."""
+
+    jobs: list[Job]
+    settings: StreamSettings
+    modalities: list[str]
+    out_dir: Path
+    owner_pid: int
+    is_complete: Callable[[str], bool]
+    stale_after_s: float = 600.0
+
+
+class SnippetBatches(IterableDataset):
+    """Items for the main process, in each worker's order:
+
+    - ``{"kind": "start", "name", "manifest"}`` before a video's rows;
+    - ``{"kind": "batch", "names", "snippets", "<modality>": tensor (B, V, C, T, h, w)}``;
+    - ``{"kind": "error", "name", "error"}`` (rows of that video not yet sent are dropped);
+    - ``{"kind": "skip", "name", "why"}``: ``complete`` or ``busy`` (another process holds its lock).
+    """
+
+    def __init__(self, work: Work) -> None:
+        self.w = work
+
+    def _batch(self, rows: list) -> dict:
+        out = {"kind": "batch", "names": [r[0] for r in rows], "snippets": [r[1] for r in rows]}
+        for m in self.w.modalities:
+            out[m] = torch.stack([r[2][m] for r in rows])
+        return out
+
+    def __iter__(self) -> Iterator[dict]:
+        info = get_worker_info()
+        wid, nw = (info.id, info.num_workers) if info is not None else (0, 1)
+        w, s = self.w, self.w.settings
+        rows: list = []
+        for job in w.jobs[wid::nw]:
+            if w.is_complete(job.name):
+                yield {"kind": "skip", "name": job.name, "why": "complete"}
+                continue
+            lock = try_lock(w.out_dir, job.name, w.owner_pid, w.stale_after_s)
+            if lock is None:
+                yield {"kind": "skip", "name": job.name, "why": "busy"}
+                continue
+            if w.is_complete(job.name):  # finished by another process between the check and the lock
+                lock.release()
+                yield {"kind": "skip", "name": job.name, "why": "complete"}
+                continue
+            try:
+                plan = plan_video(job, s, w.modalities)
+                yield {"kind": "start", "name": job.name, "manifest": plan.manifest(s, w.modalities)}
+                for k, v in video_snippets(plan, s, w.modalities):
+                    rows.append((job.name, k, v))
+                    if len(rows) >= s.batch_size:
+                        yield self._batch(rows)
+                        rows = []
+            except Exception as e:  # noqa: BLE001 - one bad video must not stop the others
+                rows = [r for r in rows if r[0] != job.name]
+                yield {"kind": "error", "name": job.name, "error": f"{type(e).__name__}: {e}"}
+        if rows:
+            yield self._batch(rows)
+
+
+@dataclass
+class _Open:
+    """A video whose rows are arriving: memory-mapped outputs under temporary names."""
+
+    manifest: dict
+    arrays: dict[str, np.ndarray]  # file key -> memmap
+    paths: dict[str, tuple[Path, Path]]  # file key -> (temporary, final)
+    got: int = 0
+    seen: set = field(default_factory=set)
+
+
+def output_files(name: str, modalities: list[str], layout: str) -> dict[str, str]:
+    """File key -> file name (relative to the manifest's folder) of one video's features."""
+    base = Path(name).name
+    if layout == "concat":
+        return {"+".join(modalities): f"{base}.npy"}
+    return {m: f"{base}_{m}.npy" for m in modalities}
+
+
+@dataclass
+class Writer:
+    """Main-process side: rows in, files out (atomic; the manifest last)."""
+
+    out_dir: Path
+    modalities: list[str]
+    layout: str  # separate | concat
+    ten_crop: bool
+    manifest_extra: dict
+    open: dict[str, _Open] = field(default_factory=dict)
+
+    def start(self, name: str, manifest: dict) -> None:
+        n = manifest["num_snippets"]
+        files = output_files(name, self.modalities, self.layout)
+        arrays, paths = {}, {}
+        folder = (self.out_dir / name).parent
+        folder.mkdir(parents=True, exist_ok=True)
+        for key, fname in files.items():
+            width = FEATURE_DIM * (len(self.modalities) if self.layout == "concat" else 1)
+            shape = (n, 10, width) if self.ten_crop else (n, width)
+            final = folder / fname
+            tmp = folder / f"{fname}.{os.getpid()}.tmp"
+            arrays[key] = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=shape)
+            paths[key] = (tmp, final)
+        manifest = dict(manifest)
+        manifest["layout"] = self.layout
+        manifest["files"] = files
+        if self.layout == "concat":
+            manifest["columns"] = {m: [i * FEATURE_DIM, (i + 1) * FEATURE_DIM] for i, m in enumerate(self.modalities)}
+        manifest["shapes"] = {k: list(a.shape) for k, a in arrays.items()}
+        self.open[name] = _Open(manifest, arrays, paths)
+
+    def rows(self, name: str, snippet: int, feats: dict[str, np.ndarray]) -> bool:
+        """Store one snippet's features (``{modality: (V, 1024)}``); True when the video is complete."""
+        o = self.open[name]
+        for i, m in enumerate(self.modalities):
+            f = feats[m] if self.ten_crop else feats[m][0]
+            if self.layout == "concat":
+                o.arrays["+".join(self.modalities)][snippet, ..., i * FEATURE_DIM : (i + 1) * FEATURE_DIM] = f
+            else:
+                o.arrays[m][snippet] = f
+        if snippet not in o.seen:
+            o.seen.add(snippet)
+            o.got += 1
+        return o.got == o.manifest["num_snippets"]
+
+    def finish(self, name: str) -> Path:
+        o = self.open.pop(name)
+        for key, a in o.arrays.items():
+            a.flush()
+            del a
+            tmp, final = o.paths[key]
+            os.replace(tmp, final)
+        manifest = {**o.manifest, **self.manifest_extra}
+        path = self.out_dir / f"{name}.json"
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(manifest, indent=2))
+        os.replace(tmp, path)  # written last: its presence means the video is complete
+        return path
+
+    def discard(self, name: str) -> None:
+        o = self.open.pop(name, None)
+        if o is None:
+            return
+        for key, a in o.arrays.items():
+            del a
+            o.paths[key][0].unlink(missing_ok=True)
+
+
+def to_model_input(x: torch.Tensor, modality: str, device: torch.device) -> torch.Tensor:
+    """A batch's views ``(B*V, C, T, h, w)`` on the device, float in [-1, 1] (RGB arrives as uint8)."""
+    x = x.to(device, non_blocking=True)
+    if modality == "rgb":
+        x = x.to(torch.float32).div_(127.5).sub_(1.0)  # as frames_to_unit
+    return x
+
+
+def run_pipeline(
+    work: Work,
+    models: dict[str, InferenceModel],
+    writer: Writer,
+    num_workers: int = 2,
+    prefetch_factor: int = 2,
+    on_video: Callable[[str, str, str | None], None] | None = None,
+) -> dict:
+    """Extract every job of ``work``; ``on_video(name, status, error)`` is called as each video ends
+    (status ``done``, ``failed``, ``complete`` or ``busy``). Returns the lists of names per status."""
+    device = next(iter(models.values())).device
+    loader = DataLoader(
+        SnippetBatches(work),
+        batch_size=None,
+        num_workers=num_workers,
+        pin_memory=device.type == "cuda",
+        prefetch_factor=prefetch_factor if num_workers > 0 else None,
+        persistent_workers=False,
+    )
+    result: dict[str, list] = {"done": [], "failed": [], "complete": [], "busy": []}
+
+    def ended(name: str, status: str, error: str | None = None) -> None:
+        result[status].append((name, error) if status == "failed" else name)
+        if status in ("done", "failed"):
+            VideoLock(lock_path(work.out_dir, name), work.owner_pid).release()
+        if on_video is not None:
+            on_video(name, status, error)
+
+    try:
+        for item in loader:
+            kind = item["kind"]
+            if kind == "skip":
+                ended(item["name"], item["why"])
+            elif kind == "start":
+                writer.start(item["name"], item["manifest"])
+            elif kind == "error":
+                writer.discard(item["name"])
+                ended(item["name"], "failed", item["error"])
+            else:
+                out = {}
+                for m in work.modalities:
+                    x = item[m]
+                    b, v = x.shape[:2]
+                    out[m] = models[m](to_model_input(x.flatten(0, 1), m, device), "extract_features")
+                    out[m] = out[m].view(b, v, -1).cpu().numpy()
+                for r, (name, k) in enumerate(zip(item["names"], item["snippets"], strict=True)):
+                    if writer.rows(name, k, {m: out[m][r] for m in work.modalities}):
+                        writer.finish(name)
+                        ended(name, "done")
+                for name in set(item["names"]) & set(writer.open):
+                    VideoLock(lock_path(work.out_dir, name), work.owner_pid).refresh()
+    finally:
+        for name in list(writer.open):  # interrupted: nothing half-written stays
+            writer.discard(name)
+            VideoLock(lock_path(work.out_dir, name), work.owner_pid).release()
+    return result
