@@ -5,7 +5,7 @@ in the main process, memory bounded whatever the video length.
   video a worker takes its lock (:mod:`i3d_train.sharding`; a video another process holds is skipped),
   then decodes it front to back in one pass (:func:`i3d_train.video.stream.iter_frames`), resizes each
   frame once, computes each flow field once (or reads it from a flow folder), and keeps only the frames
-  and fields that the next snippets still need (``stack`` + ``chunk_snippets * step`` at most). It
+  and fields that the next snippet still needs (about ``stack`` of each, whatever the length). It
   yields batches of ``batch_size`` snippets, cropped into their views: RGB as ``uint8`` (a quarter of
   the bytes of float), flow as ``float32``. A batch may hold the end of one video and the start of the
   next.
@@ -50,7 +50,6 @@ class StreamSettings(ExtractSettings):
     """:class:`ExtractSettings` plus what only the streamed pipeline has."""
 
     frame_size: tuple[int, int] | None = None  # (width, height): squash every frame to it; None: short_side
-    chunk_snippets: int = 8  # snippets prepared from the frames held at once
 
     @property
     def resize(self) -> int | tuple[int, int]:
@@ -150,10 +149,13 @@ def _gray(frame: np.ndarray, resize: int | tuple[int, int]) -> np.ndarray:
     return cv2.cvtColor(np.ascontiguousarray(small), cv2.COLOR_RGB2GRAY)
 
 
-def video_snippets(plan: VideoPlan, s: StreamSettings, modalities: list[str]) -> Iterator[tuple[int, dict]]:
+def video_snippets(
+    plan: VideoPlan, s: StreamSettings, modalities: list[str], stats: dict | None = None
+) -> Iterator[tuple[int, dict]]:
     """``(snippet number, {modality: views})`` of one video in order, from one decoding pass; views are
     ``uint8 (V, 3, stack, crop, crop)`` for RGB, ``float32 (V, 2, stack, crop, crop)`` in [-1, 1] for flow.
-    Holds only the frames the pending snippets need."""
+    Holds only the frames the pending snippets need (``stats["max_held"]``: the most frames and fields
+    held at once)."""
     n, starts, resize = plan.n, plan.starts, s.resize
     need_decode = "rgb" in modalities or ("flow" in modalities and s.flow_source != "folder")
     rgb: dict[int, torch.Tensor] = {}  # frame index -> uint8 (h, w, 3), resized
@@ -206,6 +208,8 @@ def video_snippets(plan: VideoPlan, s: StreamSettings, modalities: list[str]) ->
                     add_field(i - 1, compute_flow(np.stack([prev_gray, gray]), s.flow_method)[0], s.flow_bound)
                 prev_gray = gray
                 latest = i - 1
+        if stats is not None:
+            stats["max_held"] = max(stats.get("max_held", 0), len(rgb), len(flow))
         while k < len(starts) and ready(k, latest):
             yield k, emit(k)
             k += 1

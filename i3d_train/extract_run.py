@@ -101,7 +101,6 @@ def stream_settings(cfg: DictConfig) -> StreamSettings:
         flow_method=cfg.flow.method,
         flow_bound=cfg.flow.bound,
         frame_size=frame_size,
-        chunk_snippets=cfg.extract.chunk_snippets,
     )
 
 
@@ -132,6 +131,7 @@ def run(cfg: DictConfig) -> dict:
         cfg.crops == "ten_crop",
         manifest_extra={
             "weights": {m: str(cfg.weights[m]) for m in modalities},
+            "shard": str(shard),
             "inference": {
                 "fast": cfg.inference.fast,
                 "precision": models[modalities[0]].dtype and str(models[modalities[0]].dtype),

@@ -1,0 +1,276 @@
+"""Feature extraction at scale: streamed decoding, the overlapped pipeline, shards and locks, the summary
+command, presets and snippet times, and streamed prediction."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+
+from i3d_train.data.synthetic import SyntheticConfig, render_video, write_video
+from i3d_train.extract_pipeline import Job, StreamSettings, Work, Writer, plan_video, run_pipeline, video_snippets
+from i3d_train.features import ExtractSettings, FeatureExtractor
+from i3d_train.features_summary import format_summary, summarize
+from i3d_train.inference import prepare
+from i3d_train.models.i3d import InceptionI3d
+from i3d_train.predict import stream_logits
+from i3d_train.sharding import Shard, launcher_shard, parse_shard, select, shard_of, try_lock
+from i3d_train.video.reader import probe, read_frames
+from i3d_train.video.stream import iter_frames
+from tests.conftest import randomize_batchnorm
+
+ROOT = Path(__file__).resolve().parents[1]
+NTSC = Fraction(30000, 1001)  # 29.97 fps
+
+
+def tiny_video(path: Path, n: int, fps=25, seed: int = 0, h: int = 32, w: int = 40) -> Path:
+    write_video(path, render_video(SyntheticConfig(num_frames=n, height=h, width=w, seed=seed), seed % 3, 0), fps)
+    return path
+
+
+def random_i3d(in_channels: int = 3, seed: int = 0) -> InceptionI3d:
+    torch.manual_seed(seed)
+    return randomize_batchnorm(InceptionI3d(400, in_channels), 0.1).eval()
+
+
+def never_complete(name: str) -> bool:
+    return False
+
+
+def test_streamed_frames_are_the_readers_frames(tmp_path):
+    """One decoding pass gives exactly the frames read_frames gives, at the file's rate and resampled."""
+    path = tiny_video(tmp_path / "v.mp4", 50, fps=NTSC)
+    info = probe(path)
+    for fps in (None, 25.0):
+        n = info.num_frames_at(fps)
+        streamed = [(i, f) for i, f in iter_frames(path, fps, info)]
+        assert [i for i, _ in streamed] == list(range(n))
+        assert np.array_equal(np.stack([f for _, f in streamed]), read_frames(path, np.arange(n), fps, info))
+
+
+def test_shards_are_disjoint_cover_the_list_and_ignore_its_order():
+    items = [(Path(f"v{i}.mp4"), f"class_{i % 7}/v{i}") for i in range(200)]
+    shards = [select(items, Shard(i, 4)) for i in range(4)]
+    names = [n for s in shards for _, n in s]
+    assert sorted(names) == sorted(n for _, n in items) and len(names) == len(set(names))
+    assert all(len(s) > 20 for s in shards)  # a hash spreads them
+    shuffled = list(reversed(items[50:])) + items[:50]
+    assert [sorted(n for _, n in select(shuffled, Shard(i, 4))) for i in range(4)] == [
+        sorted(n for _, n in s) for s in shards
+    ]
+    assert shard_of("a/b", 4) == shard_of("a/b", 4)
+
+
+def test_shard_from_the_command_line_or_the_launcher():
+    assert parse_shard("1/3") == Shard(1, 3)
+    for bad in ("3/3", "1", "a/b", "-1/2"):
+        with pytest.raises(ValueError, match="expected i/n"):
+            parse_shard(bad)
+    assert launcher_shard({"RANK": "2", "WORLD_SIZE": "8", "SLURM_PROCID": "0", "SLURM_NTASKS": "1"})[0] == Shard(2, 8)
+    assert launcher_shard({"SLURM_PROCID": "5", "SLURM_NTASKS": "16"})[0] == Shard(5, 16)
+    assert launcher_shard({})[0] == Shard(0, 1)
+
+
+def test_locks_are_exclusive_and_stale_ones_are_taken_over(tmp_path):
+    first = try_lock(tmp_path, "a/v1")
+    assert first is not None and try_lock(tmp_path, "a/v1") is None  # held by a live process
+    first.release()
+    assert try_lock(tmp_path, "a/v1") is not None
+    # a lock of a process that is gone (same host): taken over
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    lock = tmp_path / "v2.lock"
+    lock.write_text(json.dumps({"pid": int(dead.stdout), "host": socket.gethostname(), "started": 0}))
+    assert try_lock(tmp_path, "v2") is not None
+    # another host's lock: fresh -> respected; untouched for longer than stale_after_s -> taken over
+    other = tmp_path / "v3.lock"
+    other.write_text(json.dumps({"pid": 1, "host": "elsewhere", "started": 0}))
+    assert try_lock(tmp_path, "v3", stale_after_s=60) is None
+    os.utime(other, (time.time() - 120, time.time() - 120))
+    assert try_lock(tmp_path, "v3", stale_after_s=60) is not None
+
+
+def test_streaming_holds_a_bounded_number_of_frames(tmp_path):
+    """Memory does not grow with the video: the frames held at once depend on stack only (a 4x longer
+    video holds the same), and features are written to memory-mapped files, never held whole."""
+    held = []
+    for n in (60, 240):
+        path = tiny_video(tmp_path / f"v{n}.mp4", n, h=16, w=16)
+        s = StreamSettings(fps=25.0, stack=16, step=4, short_side=16, crop_size=16, flow_method="farneback")
+        stats: dict = {}
+        plan = plan_video(Job(path, "v"), s, ["rgb", "flow"])
+        got = [k for k, _ in video_snippets(plan, s, ["rgb", "flow"], stats)]
+        assert got == list(range((n - 1 - 16) // 4 + 1))
+        held.append(stats["max_held"])
+    assert held[0] == held[1] <= 16 + 1
+    w = Writer(tmp_path / "out", ["rgb"], "separate", False, {})
+    w.start("v", {"num_snippets": 1000})
+    assert isinstance(w.open["v"].arrays["rgb"], np.memmap)
+    w.discard("v")
+    assert not list((tmp_path / "out").iterdir())  # nothing half-written stays
+
+
+@pytest.mark.slow
+def test_pipeline_rows_equal_the_one_video_reference(tmp_path):
+    """Worker-decoded, streamed, batched across videos: the same rows as FeatureExtractor, RGB and flow."""
+    videos = [tiny_video(tmp_path / f"v{i}.mp4", n, seed=i) for i, n in enumerate((26, 20))]
+    models = {
+        "rgb": prepare(random_i3d(3, 1), fast=False),
+        "flow": prepare(random_i3d(2, 2), fast=False),
+    }
+    kw = dict(fps=25.0, stack=8, step=8, short_side=32, crop_size=32, batch_size=3, flow_method="farneback")
+    out = tmp_path / "out"
+    work = Work(
+        [Job(v, v.stem) for v in videos], StreamSettings(**kw), ["rgb", "flow"], out, os.getpid(), never_complete
+    )
+    result = run_pipeline(work, models, Writer(out, ["rgb", "flow"], "concat", False, {}), num_workers=1)
+    assert sorted(result["done"]) == ["v0", "v1"]
+    for v in videos:
+        ref, manifest = FeatureExtractor(models, ExtractSettings(**kw)).extract(v)
+        got = np.load(out / f"{v.stem}.npy")
+        written = json.loads((out / f"{v.stem}.json").read_text())
+        assert got.shape == (manifest["num_snippets"], 2048) and written["columns"]["flow"] == [1024, 2048]
+        assert np.abs(got[:, :1024] - ref["rgb"]).max() <= 1e-4
+        assert np.abs(got[:, 1024:] - ref["flow"]).max() <= 1e-4
+        assert not list(out.glob("*.lock")) and not list(out.glob("*.tmp"))
+
+
+def test_summary_lists_complete_failed_in_progress_and_missing(tmp_path, capsys):
+    from i3d_train.features import main
+
+    (tmp_path / ".extract").mkdir()
+    (tmp_path / ".extract" / "videos.json").write_text(json.dumps({"names": ["a/x", "b", "c", "d"]}))
+    (tmp_path / "a").mkdir()
+    np.save(tmp_path / "a" / "x_rgb.npy", np.zeros((2, 1024), np.float32))
+    (tmp_path / "a" / "x.json").write_text(json.dumps({"files": {"rgb": "x_rgb.npy"}}))
+    (tmp_path / "b.json").write_text(json.dumps({"files": {"rgb": "b_rgb.npy"}}))  # its features are gone
+    (tmp_path / "c.failed.json").write_text(json.dumps({"error": "VideoDecodeError: cannot open c.mp4"}))
+    try_lock(tmp_path, "d")  # this process is working on it
+    s = summarize(tmp_path)
+    assert s["complete"] == ["a/x"] and s["failed"] == {"c": "VideoDecodeError: cannot open c.mp4"}
+    assert s["in_progress"] == ["d"] and s["missing"] == ["b"]
+    assert main(["summary", str(tmp_path)]) == 1
+    out = capsys.readouterr().out
+    assert "4 listed, 1 complete, 1 failed, 1 in progress, 1 missing" in out and "failed: c: " in out
+    assert format_summary(s) in out
+
+
+def test_thumos14_preset_writes_down_the_recipe():
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        t = compose("extract", overrides=["preset=thumos14_i3d", "input=x.mp4"])
+        k = compose("extract", overrides=["preset=kinetics_paper", "input=x.mp4", "step=8"])
+    assert (t.fps, t.stack, t.step, list(t.frame_size), t.crop_size, t.crops) == (
+        None,
+        16,
+        4,
+        [340, 256],
+        224,
+        "center",
+    )
+    assert (list(t.modalities), t.flow.method, t.flow.bound, t.layout) == (["rgb", "flow"], "tvl1", 20.0, "concat")
+    assert t.weights.rgb.endswith("i3d_kinetics400_rgb.pt") and t.weights.flow.endswith("i3d_kinetics400_flow.pt")
+    assert (k.fps, k.short_side, k.frame_size, k.crops, k.layout) == (25, 256, None, "center", "separate")
+    assert k.step == 8  # command-line values still win over the preset
+
+
+def run(args: list[str], cwd: Path, module: str | None = None, **kw) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    cmd = [sys.executable, "-m", module] if module else [sys.executable, str(ROOT / "extract.py")]
+    return subprocess.Popen([*cmd, *args], cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def finish(p: subprocess.Popen) -> tuple[int, str, str]:
+    out, err = p.communicate(timeout=600)
+    return p.returncode, out, err
+
+
+@pytest.mark.slow
+def test_preset_snippet_count_and_times_on_a_2997_fps_clip(tmp_path):
+    """`python extract.py preset=thumos14_i3d input=<29.97 fps clip>` (frames squashed smaller here, for
+    speed): the README's count (N - 1 - 16) // 4 + 1 with N - 1 flow fields, and times (4i + 8) / fps."""
+    clip = tiny_video(tmp_path / "clip.mp4", 40, fps=NTSC, h=24, w=32)
+    torch.save(random_i3d(3, 3).state_dict(), tmp_path / "rgb.pt")
+    torch.save(random_i3d(2, 4).state_dict(), tmp_path / "flow.pt")
+    code, out, err = finish(
+        run(["preset=thumos14_i3d", f"input={clip}", f"output_dir={tmp_path / 'f'}", "frame_size=[40,32]",
+             "crop_size=32", "flow.method=farneback", f"weights.rgb={tmp_path / 'rgb.pt'}",
+             f"weights.flow={tmp_path / 'flow.pt'}", "extract.num_workers=1", "inference.precision=fp32",
+             f"hydra.run.dir={tmp_path / 'h'}"], tmp_path)
+    )  # fmt: skip
+    assert code == 0, err[-2000:]
+    m = json.loads((tmp_path / "f" / "clip.json").read_text())
+    fps = 30000 / 1001
+    count = (40 - 1 - 16) // 4 + 1
+    assert m["num_snippets"] == count == 6 and abs(m["fps"] - fps) < 1e-6
+    assert np.load(tmp_path / "f" / "clip.npy").shape == (count, 2048) and m["frame_size"] == [40, 32]
+    i = np.arange(count)
+    assert np.allclose(m["snippet_center_times"], (4 * i + 8) / fps, atol=1e-4)
+    assert np.allclose(m["snippet_start_times"], 4 * i / fps, atol=1e-4)
+    assert np.allclose(m["snippet_end_times"], (4 * i + 16) / fps, atol=1e-4)
+
+
+def _extract_args(tmp_path: Path) -> list[str]:
+    return [f"input={tmp_path / 'videos' / 'list.txt'}", f"output_dir={tmp_path / 'f'}", f"weights.rgb={tmp_path / 'rgb.pt'}",
+            "short_side=32", "crop_size=32", "stack=8", "step=8", "inference.precision=fp32",
+            "extract.num_workers=0"]  # fmt: skip
+
+
+def _videos(tmp_path: Path, n: int) -> list[str]:
+    names = [f"v{i}" for i in range(n)]
+    for i, name in enumerate(names):
+        tiny_video(tmp_path / "videos" / f"{name}.mp4", 10, seed=i)
+    (tmp_path / "videos" / "list.txt").write_text("".join(f"{name}.mp4\n" for name in names))
+    torch.save(random_i3d(3, 5).state_dict(), tmp_path / "rgb.pt")
+    return names
+
+
+@pytest.mark.slow
+def test_two_shards_do_each_video_once_and_the_summary_says_so(tmp_path):
+    names = _videos(tmp_path, 5)
+    procs = [run([*_extract_args(tmp_path), f"extract.shard={i}/2", f"hydra.run.dir={tmp_path / f'h{i}'}"], tmp_path)
+             for i in range(2)]  # fmt: skip
+    results = [finish(p) for p in procs]
+    assert all(code == 0 for code, _, _ in results), [err[-1500:] for _, _, err in results]
+    writers = {n: json.loads((tmp_path / "f" / f"{n}.json").read_text())["shard"] for n in names}
+    assert writers == {n: f"{shard_of(n, 2)}/2" for n in names}  # each by its own shard only
+    done = [int(out.split(" done")[0].split()[-1]) for _, out, _ in results]
+    assert sum(done) == len(names)
+    code, out, _ = finish(run(["summary", str(tmp_path / "f")], tmp_path, module="i3d_train.features"))
+    assert code == 0 and "5 listed, 5 complete, 0 failed, 0 in progress, 0 missing" in out
+    assert "shards ended: 0/2" in out and "1/2" in out
+
+
+@pytest.mark.slow
+def test_two_processes_on_the_same_list_never_write_the_same_video(tmp_path):
+    names = _videos(tmp_path, 6)
+    procs = [run([*_extract_args(tmp_path), f"hydra.run.dir={tmp_path / f'h{i}'}"], tmp_path) for i in range(2)]
+    results = [finish(p) for p in procs]
+    assert all(code == 0 for code, _, _ in results), [err[-1500:] for _, _, err in results]
+    done = [int(out.split(" done")[0].split()[-1]) for _, out, _ in results]
+    assert sum(done) == len(names)  # none written twice (a duplicate would count in both)
+    assert all((tmp_path / "f" / f"{n}.json").is_file() for n in names)
+    assert not list((tmp_path / "f").rglob("*.lock")) and not list((tmp_path / "f").rglob("*.tmp"))
+
+
+@pytest.mark.slow
+def test_predict_streams_in_chunks_close_to_one_whole_pass(tmp_path, monkeypatch):
+    import i3d_train.predict as predict
+
+    path = tiny_video(tmp_path / "v.mp4", 72, h=32, w=32)
+    model = prepare(random_i3d(3, 6), fast=False)
+    whole, n = stream_logits(model, path, short_side=32, crop_size=32, chunk_frames=0)
+    lengths = []
+    real = predict.step_logits
+    monkeypatch.setattr(predict, "step_logits", lambda m, clip: lengths.append(clip.shape[2]) or real(m, clip))
+    chunked, n2 = stream_logits(model, path, short_side=32, crop_size=32, chunk_frames=32, overlap_frames=8)
+    assert n == n2 == 72 and lengths == [32, 32, 24]  # never more than one chunk of frames in memory
+    assert (chunked - whole).abs().max() <= 0.05 * whole.abs().max()
+    with pytest.raises(ValueError, match="multiples of 8"):
+        stream_logits(model, path, chunk_frames=30, overlap_frames=8)
