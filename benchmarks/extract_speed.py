@@ -69,18 +69,25 @@ def speed(args, tmp: Path, modality: str) -> None:
         return Work(jobs, s, [modality], out, os.getpid(), never)
 
     # the model alone, on the same snippets prepared beforehand
-    batches = [b for b in SnippetBatches(work(tmp / "unused")) if b["kind"] == "batch"]
+    items = list(SnippetBatches(work(tmp / f"prepared_{modality}_{time.time_ns()}")))  # (its locks stay there)
+    errors = [i["error"] for i in items if i["kind"] == "error"]
+    if errors:
+        raise SystemExit(f"{modality}: {errors[0]}")
+    batches = [b for b in items if b["kind"] == "batch"]
     n = sum(len(b["names"]) for b in batches)
-    model(to_model_input(batches[0][modality].flatten(0, 1), modality, device), "extract_features")  # warm-up
-    t = time.perf_counter()
-    for b in batches:
-        x = to_model_input(
-            b[modality].flatten(0, 1).pin_memory() if device.type == "cuda" else b[modality].flatten(0, 1),
-            modality,
-            device,
-        )
-        model(x, "extract_features").cpu()
-    alone = n / (time.perf_counter() - t)
+
+    def model_alone() -> float:
+        t = time.perf_counter()
+        for b in batches:
+            x = b[modality].flatten(0, 1)
+            model(to_model_input(x.pin_memory() if device.type == "cuda" else x, modality, device), "extract_features")
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        return time.perf_counter() - t
+
+    model_alone()  # warm-up: every batch shape once
+    took = model_alone()
+    alone = n / took
     # end to end
     out = tmp / f"out_{modality}_{time.time_ns()}"
     t = time.perf_counter()
