@@ -145,98 +145,141 @@ _SORT5 = ((0, 3), (1, 4), (0, 2), (1, 3), (0, 1), (2, 4), (1, 2), (3, 4), (2, 3)
 _SORT3 = ((0, 1), (1, 2), (0, 1))
 
 
-def _sort_network(vals: list[Tensor], network: tuple[tuple[int, int], ...]) -> list[Tensor]:
-    vals = list(vals)
-    for i, j in network:
-        vals[i], vals[j] = torch.minimum(vals[i], vals[j]), torch.maximum(vals[i], vals[j])
-    return vals
+class _Selector:
+    """Pixelwise min / max of same-shaped tensors, writing into recycled buffers: a selection network makes
+    hundreds of short-lived images, and a fresh allocation per op costs more than the op on a CPU. Every
+    operation consumes its inputs; inputs that are not this selector's buffers (views) are left alone."""
 
+    def __init__(self, like: Tensor):
+        self.like = like
+        self.free: list[Tensor] = []
+        self.mine: set[int] = set()
 
-def _drop_min(vals: list[Tensor]) -> list[Tensor]:
-    """The multiset minus its minimum (pixelwise)."""
-    cur, out = vals[0], []
-    for k, v in enumerate(vals[1:]):
-        out.append(torch.maximum(cur, v))
-        if k < len(vals) - 2:
-            cur = torch.minimum(cur, v)
-    return out
+    def _new(self) -> Tensor:
+        if self.free:
+            return self.free.pop()
+        t = torch.empty(self.like.shape, dtype=self.like.dtype, device=self.like.device)
+        self.mine.add(t.data_ptr())
+        return t
 
+    def _owned(self, t: Tensor) -> bool:
+        return t.data_ptr() in self.mine and t.is_contiguous() and t.shape == self.like.shape
 
-def _drop_max(vals: list[Tensor]) -> list[Tensor]:
-    cur, out = vals[0], []
-    for k, v in enumerate(vals[1:]):
-        out.append(torch.minimum(cur, v))
-        if k < len(vals) - 2:
-            cur = torch.maximum(cur, v)
-    return out
+    def _release(self, t: Tensor) -> None:
+        if self._owned(t):
+            self.free.append(t)
 
+    def _out(self, a: Tensor, b: Tensor) -> tuple[Tensor, Tensor | None]:
+        """A buffer for a result that replaces a and b, and whichever of them is left over."""
+        if self._owned(b):
+            return b, a
+        if self._owned(a):
+            return a, b
+        return self._new(), None
 
-def _take_max(vals: list[Tensor]) -> tuple[Tensor, list[Tensor]]:
-    cur, rest = vals[0], []
-    for v in vals[1:]:
-        rest.append(torch.minimum(cur, v))
-        cur = torch.maximum(cur, v)
-    return cur, rest
+    def max(self, a: Tensor, b: Tensor) -> Tensor:
+        out, other = self._out(a, b)
+        torch.maximum(a, b, out=out)
+        if other is not None:
+            self._release(other)
+        return out
 
+    def min(self, a: Tensor, b: Tensor) -> Tensor:
+        out, other = self._out(a, b)
+        torch.minimum(a, b, out=out)
+        if other is not None:
+            self._release(other)
+        return out
 
-def _take_min(vals: list[Tensor]) -> tuple[Tensor, list[Tensor]]:
-    cur, rest = vals[0], []
-    for v in vals[1:]:
-        rest.append(torch.maximum(cur, v))
-        cur = torch.minimum(cur, v)
-    return cur, rest
+    def minmax(self, a: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
+        lo = self._new()
+        torch.minimum(a, b, out=lo)
+        if self._owned(b):
+            torch.maximum(a, b, out=b)
+            self._release(a)
+            return lo, b
+        hi = a if self._owned(a) else self._new()
+        torch.maximum(a, b, out=hi)
+        return lo, hi
 
-
-def _keep_largest(vals: list[Tensor], k: int) -> list[Tensor]:
-    """The ``k`` largest (as a multiset, unordered), by whichever of extract-k / drop-rest costs less."""
-    m = len(vals)
-    extract = sum(2 * (m - i - 1) for i in range(k - 1)) + (m - k)
-    drop = sum(2 * (m - j) - 3 for j in range(m - k))
-    if drop <= extract:
-        for _ in range(m - k):
-            vals = _drop_min(vals)
+    def sort(self, vals: list[Tensor], network: tuple[tuple[int, int], ...]) -> list[Tensor]:
+        vals = list(vals)
+        for i, j in network:
+            vals[i], vals[j] = self.minmax(vals[i], vals[j])
         return vals
-    out = []
-    for _ in range(k - 1):
-        top, vals = _take_max(vals)
-        out.append(top)
-    last = vals[0]
-    for v in vals[1:]:
-        last = torch.maximum(last, v)
-    return [*out, last]
 
+    def drop_min(self, vals: list[Tensor]) -> list[Tensor]:
+        """The multiset minus its minimum."""
+        cur, out = vals[0], []
+        for k, v in enumerate(vals[1:]):
+            if k < len(vals) - 2:
+                cur, hi = self.minmax(cur, v)
+                out.append(hi)
+            else:
+                out.append(self.max(cur, v))
+        return out
 
-def _keep_smallest(vals: list[Tensor], k: int) -> list[Tensor]:
-    m = len(vals)
-    extract = sum(2 * (m - i - 1) for i in range(k - 1)) + (m - k)
-    drop = sum(2 * (m - j) - 3 for j in range(m - k))
-    if drop <= extract:
-        for _ in range(m - k):
-            vals = _drop_max(vals)
-        return vals
-    out = []
-    for _ in range(k - 1):
-        low, vals = _take_min(vals)
-        out.append(low)
-    last = vals[0]
-    for v in vals[1:]:
-        last = torch.minimum(last, v)
-    return [*out, last]
+    def drop_max(self, vals: list[Tensor]) -> list[Tensor]:
+        cur, out = vals[0], []
+        for k, v in enumerate(vals[1:]):
+            if k < len(vals) - 2:
+                lo, cur = self.minmax(cur, v)
+                out.append(lo)
+            else:
+                out.append(self.min(cur, v))
+        return out
 
+    def keep_largest(self, vals: list[Tensor], k: int) -> list[Tensor]:
+        """The ``k`` largest (a multiset), by extracting maxima or dropping minima, whichever is cheaper."""
+        m = len(vals)
+        if sum(2 * (m - j) - 3 for j in range(m - k)) <= sum(2 * (m - i - 1) for i in range(k - 1)) + m - k:
+            for _ in range(m - k):
+                vals = self.drop_min(vals)
+            return vals
+        out = []
+        for _ in range(k - 1):
+            cur, rest = vals[0], []
+            for v in vals[1:]:
+                lo, cur = self.minmax(cur, v)
+                rest.append(lo)
+            out.append(cur)
+            vals = rest
+        last = vals[0]
+        for v in vals[1:]:
+            last = self.max(last, v)
+        return [*out, last]
 
-def _median_of(vals: list[Tensor]) -> Tensor:
-    """Median of an odd number of tensors (pixelwise) by forgetful selection: hold one more than half,
-    drop the min and the max (neither can be the median), take in the next, repeat."""
-    t = len(vals)
-    if t % 2 == 0:
-        raise ValueError("need an odd count")
-    m = (t + 1) // 2 + 1 if t > 1 else 1
-    cur, unseen = list(vals[:m]), list(vals[m:])
-    while len(cur) > 1:
-        cur = _drop_max(_drop_min(cur))
-        if unseen:
-            cur.append(unseen.pop(0))
-    return cur[0]
+    def keep_smallest(self, vals: list[Tensor], k: int) -> list[Tensor]:
+        m = len(vals)
+        if sum(2 * (m - j) - 3 for j in range(m - k)) <= sum(2 * (m - i - 1) for i in range(k - 1)) + m - k:
+            for _ in range(m - k):
+                vals = self.drop_max(vals)
+            return vals
+        out = []
+        for _ in range(k - 1):
+            cur, rest = vals[0], []
+            for v in vals[1:]:
+                cur, hi = self.minmax(cur, v)
+                rest.append(hi)
+            out.append(cur)
+            vals = rest
+        last = vals[0]
+        for v in vals[1:]:
+            last = self.min(last, v)
+        return [*out, last]
+
+    def median(self, vals: list[Tensor]) -> Tensor:
+        """Median of an odd number of tensors by forgetful selection: hold one more than half, drop the
+        min and the max (neither can be the median), take in the next, repeat."""
+        if len(vals) % 2 == 0:
+            raise ValueError("need an odd count")
+        m = (len(vals) + 1) // 2 + 1 if len(vals) > 1 else 1
+        cur, unseen = list(vals[:m]), list(vals[m:])
+        while len(cur) > 1:
+            cur = self.drop_max(self.drop_min(cur))
+            if unseen:
+                cur.append(unseen.pop(0))
+        return cur[0]
 
 
 def median_blur(x: Tensor, k: int = 5) -> Tensor:
@@ -248,27 +291,21 @@ def median_blur(x: Tensor, k: int = 5) -> Tensor:
     h, w = shape[-2:]
     r = k // 2
     xp = F.pad(x.reshape(-1, 1, h, w), (r, r, r, r), mode="replicate")[:, 0]
-    cols = _sort_network([xp[:, i : i + h, :] for i in range(k)], _SORT5 if k == 5 else _SORT3)
+    col = _Selector(xp[:, :h])
+    cols = col.sort([xp[:, i : i + h, :] for i in range(k)], _SORT5 if k == 5 else _SORT3)
     rows = [[c[:, :, j : j + w] for j in range(k)] for c in cols]  # rows[i][j]: rank i of column j
-    if k == 3:  # candidates: max of row 0, middle of row 1, min of row 2
-        lo = rows[0][0]
-        for v in rows[0][1:]:
-            lo = torch.maximum(lo, v)
-        hi = rows[2][0]
-        for v in rows[2][1:]:
-            hi = torch.minimum(hi, v)
-        mid = _median_of(rows[1])
-        out = _median_of([lo, mid, hi])
+    sel = _Selector(rows[0][0])
+    if k == 3:  # candidates: the largest of row 0, the middle of row 1, the smallest of row 2
+        cand = sel.keep_largest(rows[0], 1) + [sel.median(rows[1])] + sel.keep_smallest(rows[2], 1)
     else:
         cand = (
-            _keep_largest(rows[0], 2)
-            + _keep_largest(rows[1], 3)
-            + _drop_max(_drop_min(rows[2]))
-            + _keep_smallest(rows[3], 3)
-            + _keep_smallest(rows[4], 2)
+            sel.keep_largest(rows[0], 2)
+            + sel.keep_largest(rows[1], 3)
+            + sel.drop_max(sel.drop_min(rows[2]))
+            + sel.keep_smallest(rows[3], 3)
+            + sel.keep_smallest(rows[4], 2)
         )
-        out = _median_of(cand)
-    return out.reshape(shape)
+    return sel.median(cand).reshape(shape)
 
 
 # --------------------------------------------------------------------------- the solver
@@ -286,12 +323,16 @@ def _pyramid_sizes(h: int, w: int, p: TVL1Params) -> list[tuple[int, int]]:
 
 
 class _Level:
-    """The warp-constant terms and state of one level for a working set of pairs."""
+    """The warp-constant terms, state and scratch buffers of one warp for a working set of pairs."""
 
     def __init__(self, u: Tensor, px: Tensor, py: Tensor, grad_i: Tensor, rho_c: Tensor, neg_inv_g: Tensor):
-        self.u, self.px, self.py = u, px, py  # N x 2 x H x W each
-        self.grad_i, self.rho_c, self.neg_inv_g = grad_i, rho_c, neg_inv_g  # N x 2 x H x W, N x H x W, N x H x W
-        self.ux = torch.zeros_like(u)  # forward differences; last column / row stay zero
+        self.u, self.px, self.py = u, px, py  # N x 2 x H x W each: flow, dual variables (x and y parts)
+        self.grad_i = grad_i  # N x 2 x H x W: gradient of the warped I1
+        self.rho_c, self.neg_inv_g = rho_c, neg_inv_g  # N x H x W: constant part of rho, -1 / |grad I1|^2
+        self.un = torch.empty_like(u)  # the next u
+        self.rho = torch.empty_like(rho_c)
+        self.ng = torch.empty_like(u)
+        self.ux = torch.zeros_like(u)  # forward differences of u; the last column / row stay zero
         self.uy = torch.zeros_like(u)
 
     def select(self, keep: Tensor) -> _Level:
@@ -301,35 +342,37 @@ class _Level:
 
 
 def _inner_step(s: _Level, p: TVL1Params, mask: Tensor | None) -> Tensor:
-    """One inner iteration on the working set; returns the per-pair squared change of u ``(n,)``.
-    ``mask (n, 1, 1, 1)``: pairs allowed to change (None: all)."""
-    lt, taut = p.lam * p.theta, p.tau / p.theta
-    u, ix, iy = s.u, s.grad_i[:, 0], s.grad_i[:, 1]
+    """One inner iteration on the working set, in place; returns the per-pair squared change of u ``(n,)``.
+    ``mask (n, 1, 1, 1)``: the pairs still running (None: all); the others keep u and p bit for bit."""
+    lt, taut, theta = p.lam * p.theta, p.tau / p.theta, p.theta
+    u, un, rho = s.u, s.un, s.rho
     # thresholding (estimateV): v = u + clamp(-rho / |grad I|^2, -lt, lt) grad I
-    rho = torch.addcmul(s.rho_c, ix, u[:, 0]).addcmul_(iy, u[:, 1])
-    step = rho.mul_(s.neg_inv_g).clamp_(-lt, lt).unsqueeze(1)
-    un = torch.addcmul(u, s.grad_i, step)
-    # u = v + theta div p, div p = backward differences (zero before the first row / column)
+    torch.addcmul(s.rho_c, s.grad_i[:, 0], u[:, 0], out=rho).addcmul_(s.grad_i[:, 1], u[:, 1])
+    rho.mul_(s.neg_inv_g).clamp_(-lt, lt)
+    torch.addcmul(u, s.grad_i, rho[:, None], out=un)
+    # u = v + theta div p; div p: backward differences, zero before the first row / column
     px, py = s.px, s.py
-    un.add_(px, alpha=p.theta)
-    un[..., 1:].sub_(px[..., :-1], alpha=p.theta)
-    un.add_(py, alpha=p.theta)
-    un[..., 1:, :].sub_(py[..., :-1, :], alpha=p.theta)
-    err = torch.sub(un, u).square_().sum(dim=(1, 2, 3))
-    if mask is not None:
-        un = torch.where(mask, un, u)
-    s.u = un
-    # dual update: p = (p + taut grad u) / (1 + taut |grad u|), grad u forward differences
-    ux, uy = s.ux, s.uy
+    un.add_(px, alpha=theta)
+    un[..., 1:].sub_(px[..., :-1], alpha=theta)
+    un.add_(py, alpha=theta)
+    un[..., 1:, :].sub_(py[..., :-1, :], alpha=theta)
+    if mask is None:
+        err = u.sub_(un).square_().sum(dim=(1, 2, 3))  # the old u is not needed any more
+        s.u, s.un = un, u
+    else:
+        err = torch.sub(un, u).square_().sum(dim=(1, 2, 3))
+        torch.where(mask, un, u, out=u)
+        un = u
+    # dual update: p = (p + taut grad u) / (1 + taut |grad u|), grad u: forward differences
+    ux, uy, ng = s.ux, s.uy, s.ng
     torch.sub(un[..., 1:], un[..., :-1], out=ux[..., :-1])
     torch.sub(un[..., 1:, :], un[..., :-1, :], out=uy[..., :-1, :])
-    ng = torch.hypot(ux, uy).mul_(taut).add_(1.0)
-    if mask is None:
-        px.add_(ux, alpha=taut).div_(ng)
-        py.add_(uy, alpha=taut).div_(ng)
-    else:
-        s.px = torch.where(mask, px.add(ux, alpha=taut).div_(ng), px)
-        s.py = torch.where(mask, py.add(uy, alpha=taut).div_(ng), py)
+    if mask is not None:  # stopped pairs: grad 0 and 1 + 0 leave p exactly as it is
+        ux.mul_(mask)
+        uy.mul_(mask)
+    torch.mul(ux, ux, out=ng).addcmul_(uy, uy).sqrt_().mul_(taut).add_(1.0)  # 1 + taut hypot(ux, uy)
+    px.add_(ux, alpha=taut).div_(ng)
+    py.add_(uy, alpha=taut).div_(ng)
     return err
 
 
