@@ -101,6 +101,9 @@ def stream_settings(cfg: DictConfig) -> StreamSettings:
         flow_method=cfg.flow.method,
         flow_bound=cfg.flow.bound,
         frame_size=frame_size,
+        flow_backend=cfg.flow.get("backend", "auto"),
+        flow_device=cfg.flow.get("device"),
+        flow_batch=cfg.flow.get("batch"),
     )
 
 

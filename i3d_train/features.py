@@ -68,6 +68,9 @@ class ExtractSettings:
     flow_source: str = "compute"  # compute (on the fly) | folder (python -m i3d_train.flow output)
     flow_method: str = "tvl1"
     flow_bound: float = 20.0
+    flow_backend: str = "auto"  # tvl1: torch | opencv | auto (torch on a GPU)
+    flow_device: str | None = None  # torch backend; None: cuda when available
+    flow_batch: int | None = None  # torch backend: frame pairs per call
 
 
 class FeatureExtractor:
@@ -91,7 +94,8 @@ class FeatureExtractor:
             bound = meta["bound"]
         else:
             frames = read_frames(path, np.append(idx, idx[-1] + 1) % n_frames, self.s.fps, info)
-            flow = compute_flow(to_gray(frames, self.s.short_side), self.s.flow_method)
+            gray = to_gray(frames, self.s.short_side)
+            flow = compute_flow(gray, self.s.flow_method, self.s.flow_backend, self.s.flow_device, self.s.flow_batch)
             bound = self.s.flow_bound
         flow = torch.from_numpy(np.ascontiguousarray(flow)).permute(3, 0, 1, 2).float()
         flow = resize_flow(flow, self.s.short_side)

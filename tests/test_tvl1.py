@@ -1,6 +1,12 @@
 """TV-L1 in PyTorch: accuracy against known flow and against OpenCV, batch invariance, OpenCV's building
 blocks (median, resize, bicubic warp), no host reads inside the iterations."""
 
+import os
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
 import cv2
 import numpy as np
 import pytest
@@ -113,3 +119,148 @@ def test_bad_input_says_what_was_expected():
         tvl1(a.int(), a.int())
     with pytest.raises(ValueError, match="median_filtering"):
         TVL1Params(median_filtering=4)
+
+
+# --------------------------------------------------------------------------- the backend switch
+
+
+def test_compute_flow_torch_backend_batches_consecutive_pairs():
+    from i3d_train.flow.extract import compute_flow
+
+    a, b = natural_pair(40, 52, seed=5, motion=1.0)
+    gray = np.stack([a, b, a, b])  # 3 pairs: forward, backward, forward
+    ours = compute_flow(gray, "tvl1", backend="torch", device="cpu", batch=2)  # batches of 2 and 1
+    ref = compute_flow(gray, "tvl1", backend="opencv")
+    assert ours.shape == ref.shape == (3, 40, 52, 2)
+    for i in (1, 2):  # each pair is the pair's own flow (pair 2 alone in the second batch)
+        alone = tvl1(torch.from_numpy(gray[i]), torch.from_numpy(gray[i + 1])).permute(1, 2, 0).numpy()
+        assert np.abs(ours[i] - alone).max() <= 1e-5
+        assert epe(ours[i], ref[i]).mean() < 0.05
+    assert compute_flow(gray[:1], "tvl1", backend="torch").shape == (0, 40, 52, 2)
+
+
+def test_backend_resolution_and_bad_combinations():
+    from i3d_train.flow.extract import CPU_BACKEND, resolve_backend
+
+    assert resolve_backend("tvl1", "auto", "cpu") == (CPU_BACKEND, "cpu")
+    assert resolve_backend("tvl1", "torch", "cpu") == ("torch", "cpu")
+    assert resolve_backend("farneback", "auto", "cpu") == ("opencv", "cpu")
+    with pytest.raises(ValueError, match="tvl1 only"):
+        resolve_backend("farneback", "torch", "cpu")
+    with pytest.raises(ValueError, match="CPU only"):
+        resolve_backend("tvl1", "opencv", "meta")
+    with pytest.raises(ValueError, match="expected one of"):
+        resolve_backend("tvl1", "tensorflow", "cpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="no CUDA GPU"):
+            resolve_backend("tvl1", "torch", "cuda")
+
+
+def test_shard_is_disjoint_complete_and_order_free():
+    from i3d_train.flow.parallel import shard
+
+    pairs = [(Path(f"v/{c}{i}.mp4"), Path(f"f/{c}{i}")) for c in "bca" for i in range(7)]
+    for world in (1, 2, 3, 5):
+        parts = [shard(pairs, r, world) for r in range(world)]
+        flat = [p for part in parts for p in part]
+        assert sorted(flat) == sorted(pairs) and len(flat) == len(set(flat))  # complete, disjoint
+        assert max(map(len, parts)) - min(map(len, parts)) <= 1  # balanced
+        shuffled = list(reversed(pairs))
+        assert [shard(shuffled, r, world) for r in range(world)] == parts  # every rank agrees
+    with pytest.raises(ValueError, match="rank 2"):
+        shard(pairs, 2, 2)
+
+
+def test_launcher_rank_from_torchrun_or_srun(monkeypatch):
+    from i3d_train.flow.parallel import launcher_rank
+
+    for k in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "SLURM_STEP_NUM_TASKS", "SLURM_PROCID", "SLURM_LOCALID"):
+        monkeypatch.delenv(k, raising=False)
+    assert launcher_rank() == (0, 1, 0)
+    monkeypatch.setenv("SLURM_STEP_NUM_TASKS", "8")
+    monkeypatch.setenv("SLURM_PROCID", "5")
+    monkeypatch.setenv("SLURM_LOCALID", "1")
+    assert launcher_rank() == (5, 8, 1)
+    monkeypatch.setenv("WORLD_SIZE", "4")  # torchrun wins
+    monkeypatch.setenv("RANK", "3")
+    monkeypatch.setenv("LOCAL_RANK", "3")
+    assert launcher_rank() == (3, 4, 3)
+
+
+def test_one_process_per_gpu(monkeypatch):
+    from i3d_train.flow.extract import ExtractOptions
+    from i3d_train.flow.parallel import plan_workers
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 3)
+    procs, devices, _ = plan_workers(ExtractOptions(backend="torch", device="cuda"), 1)
+    assert procs == 3 and devices == ["cuda:0", "cuda:1", "cuda:2"]
+    procs, devices, _ = plan_workers(ExtractOptions(backend="auto", device="cuda:1"), 2)
+    assert procs == 2 and devices == ["cuda:1", "cuda:1"]
+    procs, devices, threads = plan_workers(ExtractOptions(backend="opencv", device="cpu"), 2)
+    assert procs == 2 and devices is None and threads >= 1
+
+
+# --------------------------------------------------------------------------- the command
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _flow_cmd(cmd: str, cwd: Path, **env) -> subprocess.CompletedProcess:
+    """Run a README command line (``python -m i3d_train.flow ...``) as written, from ``cwd``."""
+    argv = shlex.split(cmd)
+    assert argv[:3] == ["python", "-m", "i3d_train.flow"]
+    full_env = {**os.environ, "PYTHONPATH": str(ROOT), **env}
+    return subprocess.run(
+        [sys.executable, *argv[1:]], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=600
+    )
+
+
+def _tiny_videos(root: Path, names: list[str]) -> None:
+    from i3d_train.data.synthetic import write_video
+
+    a, b = natural_pair(48, 64, seed=6, motion=1.5)
+    for name in names:  # 4 frames: there and back twice
+        write_video(root / f"{name}.mp4", np.repeat(np.stack([a, b, a, b])[..., None], 3, axis=-1), 25, crf=4)
+
+
+@pytest.mark.slow
+def test_flow_command_torch_and_opencv_folders_interchangeable(tmp_path):
+    from i3d_train.flow.extract import read_flow, read_meta
+
+    _tiny_videos(tmp_path / "data/ucf101/UCF-101/Cls", ["v_Cls_g01_c01"])
+    # the README's commands, run as written (the torch one on this CPU-only machine: --device cpu)
+    torch_cmd = "python -m i3d_train.flow --src data/ucf101/UCF-101 --dst data/ucf101/flow --backend torch --device cpu --batch 4 --short-side 0"
+    ocv_cmd = (
+        "python -m i3d_train.flow --src data/ucf101/UCF-101 --dst data/ucf101/flow_cv --backend opencv --short-side 0"
+    )
+    for cmd, backend in ((torch_cmd, "torch"), (ocv_cmd, "opencv")):
+        r = _flow_cmd(cmd, tmp_path)
+        assert r.returncode == 0, r.stderr
+        assert f"tvl1 on {backend}" in r.stdout and "1 done" in r.stdout
+    ours, ref = tmp_path / "data/ucf101/flow/Cls/v_Cls_g01_c01", tmp_path / "data/ucf101/flow_cv/Cls/v_Cls_g01_c01"
+    assert read_meta(ours)["backend"] == "torch" and read_meta(ref)["backend"] == "opencv"
+    assert {k: v for k, v in read_meta(ours).items() if k != "backend"} == {
+        k: v for k, v in read_meta(ref).items() if k != "backend"
+    }
+    a, b = read_flow(ours), read_flow(ref)
+    assert a.shape == b.shape == (3, 48, 64, 2)
+    assert np.abs(a - b).mean() < 0.1 and np.abs(b).mean() > 0.3  # same flow, and there is flow
+    bad = _flow_cmd("python -m i3d_train.flow --src data --dst out --backend opencv --device cuda", tmp_path)
+    assert bad.returncode == 2 and bad.stderr.strip().startswith("error:") and len(bad.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.slow
+def test_flow_command_splits_videos_over_ranks(tmp_path):
+    _tiny_videos(tmp_path / "videos", ["a", "b", "c"])
+    cmd = "python -m i3d_train.flow --src videos --dst flow --backend opencv --short-side 0"
+    done = []
+    for rank in ("1", "0"):
+        r = _flow_cmd(cmd, tmp_path, RANK=rank, WORLD_SIZE="2", LOCAL_RANK=rank)
+        assert r.returncode == 0, r.stderr
+        assert f"rank {rank} of 2" in r.stdout
+        now = sorted(p.parent.name for p in (tmp_path / "flow").glob("*/meta.json"))
+        done.append([n for n in now if n not in sum(done, [])])
+    assert sorted(sum(done, [])) == ["a", "b", "c"]  # together complete, and no video done twice
+    assert done == [["b"], ["a", "c"]]  # sorted names, every 2nd from the rank

@@ -157,7 +157,8 @@ class VideoDataModule(pl.LightningDataModule):
             mirror images of each other, like the synthetic set's left/right motions).
         synthetic: parameters of the synthetic set (``name=synthetic`` only).
         flow_root: folder of stored flow (needed when the model reads ``flow``).
-        flow_extract: if set, ``{method, fps, short_side, bound, workers}`` to compute missing flow
+        flow_extract: if set, ``{method, fps, short_side, bound, workers, backend, device, batch}`` to
+            compute missing flow
             into ``flow_root`` before training (``python -m i3d_train.flow`` does the same by hand).
         storage: ``video`` (decode the files) or ``frames`` (read ``frames_root/<video id without
             suffix>/img_00001.jpg``, ...).

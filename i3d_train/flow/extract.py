@@ -20,6 +20,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import torch
 
 from i3d_train.video.reader import probe, read_frames
 from i3d_train.video.resize import resize_short_side, to_float_clip
@@ -44,16 +45,66 @@ class FlowStore:
         return q.astype(np.float32) * (2 * self.bound / 255.0) - self.bound
 
 
-def _tvl1() -> cv2.DenseOpticalFlow:
-    return cv2.optflow.DualTVL1OpticalFlow_create()
+BACKENDS = ("auto", "torch", "opencv")
+# The TV-L1 backend that `auto` picks on a machine without a GPU: the faster one on this project's 2-core
+# machine by `python benchmarks/flow_speed.py` (README, "Optical flow"). On a GPU it is always torch.
+CPU_BACKEND = "torch"
+TORCH_BATCH = {"cpu": 1, "cuda": 64}  # frame pairs per tvl1() call: 1 was fastest on 2 CPU cores
 
 
-def compute_flow(gray: np.ndarray, method: str = "tvl1") -> np.ndarray:
-    """Flow between consecutive grayscale frames ``uint8 (N, H, W)`` -> ``float32 (N - 1, H, W, 2)`` (x, y)."""
+def resolve_backend(method: str, backend: str = "auto", device: str | None = None) -> tuple[str, str]:
+    """``(backend, device)`` that ``compute_flow`` will use: ``auto`` is torch on a GPU and
+    :data:`CPU_BACKEND` otherwise; ``device`` None is ``cuda`` when PyTorch sees one, else ``cpu``.
+    Farneback only exists in OpenCV."""
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown flow backend {backend!r}; expected one of {BACKENDS}")
     if method not in METHODS:
         raise ValueError(f"unknown flow method {method!r}; expected one of {METHODS}")
-    out = np.empty((max(len(gray) - 1, 0), *gray.shape[1:], 2), dtype=np.float32)
-    tvl1 = _tvl1() if method == "tvl1" else None
+    if device is None:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    dev_type = torch.device(device).type
+    if method == "farneback":
+        if backend == "torch":
+            raise ValueError("the torch flow backend computes tvl1 only; use --backend opencv for farneback")
+        return "opencv", "cpu"
+    if backend == "auto":
+        backend = "torch" if dev_type != "cpu" else CPU_BACKEND
+    if dev_type == "cuda" and backend != "opencv" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r}: PyTorch sees no CUDA GPU here; use --device cpu")
+    if backend == "opencv" and dev_type != "cpu":
+        raise ValueError(f"the opencv flow backend runs on the CPU only (device {device!r}); use --backend torch")
+    return backend, device if backend == "torch" else "cpu"
+
+
+def _tvl1_torch(gray: np.ndarray, device: str, batch: int | None) -> np.ndarray:
+    """TV-L1 of consecutive pairs in batches of ``batch`` pairs on ``device``."""
+    from i3d_train.flow.tvl1 import tvl1
+
+    dev = torch.device(device)
+    batch = batch or TORCH_BATCH.get(dev.type, 32)
+    frames = torch.from_numpy(np.ascontiguousarray(gray)).to(dev)
+    out = np.empty((len(gray) - 1, *gray.shape[1:], 2), dtype=np.float32)
+    for s in range(0, len(out), batch):
+        e = min(s + batch, len(out))
+        out[s:e] = tvl1(frames[s:e], frames[s + 1 : e + 1]).permute(0, 2, 3, 1).cpu().numpy()
+    return out
+
+
+def compute_flow(
+    gray: np.ndarray, method: str = "tvl1", backend: str = "auto", device: str | None = None, batch: int | None = None
+) -> np.ndarray:
+    """Flow between consecutive grayscale frames ``uint8 (N, H, W)`` -> ``float32 (N - 1, H, W, 2)`` (x, y).
+
+    ``backend`` (tvl1): ``opencv`` (``cv2.optflow.DualTVL1OpticalFlow``, one pair at a time), ``torch``
+    (:func:`i3d_train.flow.tvl1.tvl1` on ``device``, ``batch`` consecutive pairs per call) or ``auto``
+    (see :func:`resolve_backend`). Both give the same flow up to a few hundredths of a pixel."""
+    backend, device = resolve_backend(method, backend, device)
+    if len(gray) < 2:
+        return np.empty((0, *gray.shape[1:], 2), dtype=np.float32)
+    if backend == "torch":
+        return _tvl1_torch(gray, device, batch)
+    out = np.empty((len(gray) - 1, *gray.shape[1:], 2), dtype=np.float32)
+    tvl1 = cv2.optflow.DualTVL1OpticalFlow_create() if method == "tvl1" else None
     for i in range(len(gray) - 1):
         if tvl1 is not None:
             out[i] = tvl1.calc(gray[i], gray[i + 1], None)
@@ -122,6 +173,9 @@ class ExtractOptions:
     short_side: int | None = 256
     bound: float = 20.0
     jpeg_quality: int = 95
+    backend: str = "auto"  # tvl1: torch | opencv | auto (torch on a GPU; on a CPU, CPU_BACKEND)
+    device: str | None = None  # torch backend: cpu, cuda, cuda:1, ...; None: cuda when available
+    batch: int | None = None  # torch backend: frame pairs per call (None: TORCH_BATCH for the device)
 
 
 def extract_video(src: str | Path, folder: str | Path, opts: ExtractOptions = ExtractOptions()) -> dict:
@@ -132,7 +186,8 @@ def extract_video(src: str | Path, folder: str | Path, opts: ExtractOptions = Ex
     if n < 2:
         raise ValueError(f"{src}: {n} frame(s) at {opts.fps} fps, flow needs at least 2")
     gray = to_gray(read_frames(src, np.arange(n), opts.fps, info), opts.short_side)
-    flow = compute_flow(gray, opts.method)
+    backend, device = resolve_backend(opts.method, opts.backend, opts.device)
+    flow = compute_flow(gray, opts.method, backend, device, opts.batch)
     meta = {
         "source": str(src),
         "fps": opts.fps or info.fps,
@@ -141,6 +196,7 @@ def extract_video(src: str | Path, folder: str | Path, opts: ExtractOptions = Ex
         "frames": int(n),
         "flow_frames": int(len(flow)),
         "method": opts.method,
+        "backend": backend,
         **{k: v for k, v in asdict(opts).items() if k in ("bound", "jpeg_quality", "short_side")},
     }
     write_flow_folder(folder, flow, FlowStore(opts.bound, opts.jpeg_quality), meta)

@@ -1,30 +1,90 @@
-"""Flow for many videos over a pool of worker processes (resumable, one failure does not stop the rest)."""
+"""Flow for many videos over a pool of worker processes (resumable, one failure does not stop the rest):
+CPU workers, or one process per GPU for the torch backend; under torchrun / srun each rank takes its share."""
 
 from __future__ import annotations
 
+import dataclasses
 import multiprocessing
+import os
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 import cv2
+import torch
 from tqdm import tqdm
 
-from i3d_train.flow.extract import ExtractOptions, extract_video, is_complete
+from i3d_train.flow.extract import ExtractOptions, extract_video, is_complete, resolve_backend
 from i3d_train.video.files import find_videos
+
+_DEVICE: str | None = None  # the device of this worker process (torch backend), set by _init_worker
+
+
+def _init_worker(devices, threads: int) -> None:
+    global _DEVICE
+    cv2.setNumThreads(1)  # parallel over videos, not inside one
+    torch.set_num_threads(threads)
+    _DEVICE = devices.get() if devices is not None else None
 
 
 def _work(args: tuple[Path, Path, ExtractOptions]) -> tuple[str, int, float]:
     src, folder, opts = args
-    cv2.setNumThreads(1)  # parallel over videos, not inside one
+    if _DEVICE is not None:
+        opts = dataclasses.replace(opts, device=_DEVICE)
     t = time.perf_counter()
     meta = extract_video(src, folder, opts)
     return str(src), meta["flow_frames"], time.perf_counter() - t
 
 
+def launcher_rank() -> tuple[int, int, int]:
+    """``(rank, world size, local rank)`` of this process as a launcher set them: torchrun's ``RANK``,
+    ``WORLD_SIZE``, ``LOCAL_RANK``, or SLURM's ``SLURM_PROCID``, ``SLURM_STEP_NUM_TASKS``,
+    ``SLURM_LOCALID`` inside ``srun``; ``(0, 1, 0)`` when run alone."""
+    env = os.environ
+    if "WORLD_SIZE" in env:
+        rank, world = int(env.get("RANK", "0")), int(env["WORLD_SIZE"])
+        return rank, world, int(env.get("LOCAL_RANK", str(rank)))
+    if int(env.get("SLURM_STEP_NUM_TASKS", "1")) > 1:
+        rank = int(env.get("SLURM_PROCID", "0"))
+        return rank, int(env["SLURM_STEP_NUM_TASKS"]), int(env.get("SLURM_LOCALID", "0"))
+    return 0, 1, 0
+
+
+def shard(pairs: list[tuple[Path, Path]], rank: int, world: int) -> list[tuple[Path, Path]]:
+    """This rank's share of the ``(video, folder)`` list: every ``world``-th of the list sorted by
+    video path, from position ``rank``. Disjoint and complete over the ranks, and the same whatever
+    order the list came in (every rank lists the folder itself)."""
+    if not 0 <= rank < world:
+        raise ValueError(f"rank {rank} is not in [0, {world})")
+    return sorted(pairs, key=lambda p: (str(p[0]), str(p[1])))[rank::world]
+
+
 def run(src: Path, dst: Path, opts: ExtractOptions, workers: int) -> dict:
-    """Flow for every video under ``src`` into ``dst`` (same relative names); see :func:`extract_many`."""
-    return extract_many([(video, dst / name) for video, name in find_videos(src)], opts, workers)
+    """Flow for every video under ``src`` into ``dst`` (same relative names); see :func:`extract_many`.
+    Under torchrun or srun, this process takes its rank's share of the videos (:func:`shard`), on GPU
+    ``LOCAL_RANK`` when the device is ``cuda``."""
+    pairs = [(video, dst / name) for video, name in find_videos(src)]
+    rank, world, local = launcher_rank()
+    if world > 1:
+        pairs = shard(pairs, rank, world)
+        if opts.device in (None, "cuda") and torch.cuda.is_available():
+            opts = dataclasses.replace(opts, device=f"cuda:{local}")
+        print(f"flow: rank {rank} of {world}: {len(pairs)} videos")
+    return extract_many(pairs, opts, workers)
+
+
+def plan_workers(opts: ExtractOptions, workers: int) -> tuple[int, list[str] | None, int]:
+    """``(processes, device per process or None, torch threads per process)``. The torch backend on a
+    GPU: one process per visible GPU when the device is plain ``cuda`` (``workers`` above that share
+    the GPUs round-robin); on a CPU the cores are shared out between the processes."""
+    workers = max(1, workers)
+    backend, device = resolve_backend(opts.method, opts.backend, opts.device)
+    cores = os.cpu_count() or 1
+    if backend != "torch" or torch.device(device).type != "cuda":
+        return workers, None, max(1, cores // workers)
+    gpus = [f"cuda:{i}" for i in range(torch.cuda.device_count())] if device == "cuda" else [device]
+    procs = max(workers, len(gpus))
+    return procs, [gpus[i % len(gpus)] for i in range(procs)], max(1, cores // procs)
 
 
 def extract_many(pairs: list[tuple[Path, Path]], opts: ExtractOptions, workers: int) -> dict:
@@ -35,8 +95,15 @@ def extract_many(pairs: list[tuple[Path, Path]], opts: ExtractOptions, workers: 
     done, failed, frames, busy = 0, [], 0, 0.0
     if not jobs:
         return {"done": 0, "skipped": skipped, "failed": [], "flow_frames": 0, "fps_per_worker": 0.0}
+    procs, devices, threads = plan_workers(opts, workers)
     # spawn, not fork: forking a process whose OpenCV/torch thread pools are running can deadlock.
-    with ProcessPoolExecutor(max(1, workers), mp_context=multiprocessing.get_context("spawn")) as pool:
+    ctx = multiprocessing.get_context("spawn")
+    queue = None
+    if devices:
+        queue = ctx.Queue()
+        for d in devices:
+            queue.put(d)
+    with ProcessPoolExecutor(procs, mp_context=ctx, initializer=_init_worker, initargs=(queue, threads)) as pool:
         futures = {pool.submit(_work, j): j[0] for j in jobs}
         for fut in tqdm(as_completed(futures), total=len(futures), desc=f"flow ({opts.method})", unit="video"):
             try:
