@@ -40,8 +40,8 @@ def test_known_flow_no_worse_than_opencv(case):
 
 def test_agrees_with_opencv_on_natural_frames():
     errs = []
-    for seed in range(3):
-        f0, f1 = natural_pair(64, 80, seed=seed, motion=2.5)
+    for seed in range(2):
+        f0, f1 = natural_pair(56, 72, seed=seed, motion=2.5)
         errs.append(epe(_torch(f0, f1), _opencv(f0, f1)).mean())
     assert max(errs) <= 0.5, errs
     assert np.mean(errs) < 0.05, errs  # in practice ~1e-4: same algorithm, same choices
@@ -59,8 +59,8 @@ def test_same_flow_alone_and_in_a_batch_of_8():
         alone = tvl1(i0[k : k + 1], i1[k : k + 1])[0]
         assert (alone - batch[k]).abs().max() <= 1e-5
     # the device path (flags read every few iterations, converged pairs masked meanwhile) gives the same
-    masked = tvl1(i0[:4], i1[:4], sync_every=7)
-    assert (masked - batch[:4]).abs().max() <= 1e-5
+    masked = tvl1(i0[:3], i1[:3], sync_every=7)
+    assert (masked - batch[:3]).abs().max() <= 1e-5
 
 
 def test_float_input_in_unit_range_equals_uint8():
@@ -208,59 +208,59 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _flow_cmd(cmd: str, cwd: Path, **env) -> subprocess.CompletedProcess:
-    """Run a README command line (``python -m i3d_train.flow ...``) as written, from ``cwd``."""
+    """Run a README command line (``python -m i3d_train.flow ...`` or ``torchrun ... -m i3d_train.flow
+    ...``) as written, from ``cwd``, with this checkout's package and this interpreter's environment."""
     argv = shlex.split(cmd)
-    assert argv[:3] == ["python", "-m", "i3d_train.flow"]
+    if argv[0] == "python":
+        argv[0] = sys.executable
+    else:
+        argv[0] = str(Path(sys.executable).parent / argv[0])
+        if not Path(argv[0]).exists():
+            pytest.skip(f"{argv[0]} not installed")
     full_env = {**os.environ, "PYTHONPATH": str(ROOT), **env}
-    return subprocess.run(
-        [sys.executable, *argv[1:]], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=600
-    )
+    return subprocess.run(argv, cwd=cwd, env=full_env, capture_output=True, text=True, timeout=900)
 
 
 def _tiny_videos(root: Path, names: list[str]) -> None:
     from i3d_train.data.synthetic import write_video
 
     a, b = natural_pair(48, 64, seed=6, motion=1.5)
-    for name in names:  # 4 frames: there and back twice
-        write_video(root / f"{name}.mp4", np.repeat(np.stack([a, b, a, b])[..., None], 3, axis=-1), 25, crf=4)
+    for name in names:  # 3 frames, 2 flow frames (there and back)
+        write_video(root / f"{name}.mp4", np.repeat(np.stack([a, b, a])[..., None], 3, axis=-1), 25, crf=4)
 
 
 @pytest.mark.slow
-def test_flow_command_torch_and_opencv_folders_interchangeable(tmp_path):
-    from i3d_train.flow.extract import read_flow, read_meta
+def test_readme_torch_flow_command_makes_folders_interchangeable_with_opencv(tmp_path):
+    from i3d_train.flow.extract import ExtractOptions, extract_video, read_flow, read_meta
 
-    _tiny_videos(tmp_path / "data/ucf101/UCF-101/Cls", ["v_Cls_g01_c01"])
-    # the README's commands, run as written (the torch one on this CPU-only machine: --device cpu)
-    torch_cmd = "python -m i3d_train.flow --src data/ucf101/UCF-101 --dst data/ucf101/flow --backend torch --device cpu --batch 4 --short-side 0"
-    ocv_cmd = (
-        "python -m i3d_train.flow --src data/ucf101/UCF-101 --dst data/ucf101/flow_cv --backend opencv --short-side 0"
+    src = tmp_path / "data/ucf101/UCF-101"
+    _tiny_videos(src / "Cls", ["v_Cls_g01_c01"])
+    r = _flow_cmd(
+        "python -m i3d_train.flow --src data/ucf101/UCF-101 --dst data/ucf101/flow --backend torch --batch 4", tmp_path
     )
-    for cmd, backend in ((torch_cmd, "torch"), (ocv_cmd, "opencv")):
-        r = _flow_cmd(cmd, tmp_path)
-        assert r.returncode == 0, r.stderr
-        assert f"tvl1 on {backend}" in r.stdout and "1 done" in r.stdout
-    ours, ref = tmp_path / "data/ucf101/flow/Cls/v_Cls_g01_c01", tmp_path / "data/ucf101/flow_cv/Cls/v_Cls_g01_c01"
-    assert read_meta(ours)["backend"] == "torch" and read_meta(ref)["backend"] == "opencv"
-    assert {k: v for k, v in read_meta(ours).items() if k != "backend"} == {
-        k: v for k, v in read_meta(ref).items() if k != "backend"
-    }
+    assert r.returncode == 0, r.stderr
+    assert "tvl1 on torch" in r.stdout and "1 done" in r.stdout
+    ours = tmp_path / "data/ucf101/flow/Cls/v_Cls_g01_c01"
+    ref = tmp_path / "opencv/v_Cls_g01_c01"
+    extract_video(src / "Cls/v_Cls_g01_c01.mp4", ref, ExtractOptions(backend="opencv"))
+    m_ours, m_ref = read_meta(ours), read_meta(ref)
+    assert m_ours["backend"] == "torch" and m_ref["backend"] == "opencv"
+    assert {k: v for k, v in m_ours.items() if k != "backend"} == {k: v for k, v in m_ref.items() if k != "backend"}
     a, b = read_flow(ours), read_flow(ref)
-    assert a.shape == b.shape == (3, 48, 64, 2)
+    assert a.shape == b.shape == (2, 256, 341, 2)
     assert np.abs(a - b).mean() < 0.1 and np.abs(b).mean() > 0.3  # same flow, and there is flow
     bad = _flow_cmd("python -m i3d_train.flow --src data --dst out --backend opencv --device cuda", tmp_path)
     assert bad.returncode == 2 and bad.stderr.strip().startswith("error:") and len(bad.stderr.strip().splitlines()) == 1
 
 
 @pytest.mark.slow
-def test_flow_command_splits_videos_over_ranks(tmp_path):
-    _tiny_videos(tmp_path / "videos", ["a", "b", "c"])
-    cmd = "python -m i3d_train.flow --src videos --dst flow --backend opencv --short-side 0"
-    done = []
-    for rank in ("1", "0"):
-        r = _flow_cmd(cmd, tmp_path, RANK=rank, WORLD_SIZE="2", LOCAL_RANK=rank)
-        assert r.returncode == 0, r.stderr
-        assert f"rank {rank} of 2" in r.stdout
-        now = sorted(p.parent.name for p in (tmp_path / "flow").glob("*/meta.json"))
-        done.append([n for n in now if n not in sum(done, [])])
-    assert sorted(sum(done, [])) == ["a", "b", "c"]  # together complete, and no video done twice
-    assert done == [["b"], ["a", "c"]]  # sorted names, every 2nd from the rank
+def test_readme_torchrun_command_splits_videos_over_ranks(tmp_path):
+    _tiny_videos(tmp_path / "data/ucf101/UCF-101/Cls", ["a", "b", "c"])
+    r = _flow_cmd(
+        "torchrun --nproc-per-node 2 -m i3d_train.flow --src data/ucf101/UCF-101 --dst data/ucf101/flow", tmp_path
+    )
+    assert r.returncode == 0, r.stderr
+    assert "rank 0 of 2: 2 videos" in r.stdout and "rank 1 of 2: 1 videos" in r.stdout
+    assert "2 done" in r.stdout and "1 done" in r.stdout  # every video once
+    done = sorted(p.parent.name for p in (tmp_path / "data/ucf101/flow/Cls").glob("*/meta.json"))
+    assert done == ["a", "b", "c"]
