@@ -156,35 +156,12 @@ def test_backend_resolution_and_bad_combinations():
             resolve_backend("tvl1", "torch", "cuda")
 
 
-def test_shard_is_disjoint_complete_and_order_free():
-    from i3d_train.flow.parallel import shard
+def test_local_rank_from_torchrun_or_slurm():
+    from i3d_train.flow.parallel import local_rank
 
-    pairs = [(Path(f"v/{c}{i}.mp4"), Path(f"f/{c}{i}")) for c in "bca" for i in range(7)]
-    for world in (1, 2, 3, 5):
-        parts = [shard(pairs, r, world) for r in range(world)]
-        flat = [p for part in parts for p in part]
-        assert sorted(flat) == sorted(pairs) and len(flat) == len(set(flat))  # complete, disjoint
-        assert max(map(len, parts)) - min(map(len, parts)) <= 1  # balanced
-        shuffled = list(reversed(pairs))
-        assert [shard(shuffled, r, world) for r in range(world)] == parts  # every rank agrees
-    with pytest.raises(ValueError, match="rank 2"):
-        shard(pairs, 2, 2)
-
-
-def test_launcher_rank_from_torchrun_or_srun(monkeypatch):
-    from i3d_train.flow.parallel import launcher_rank
-
-    for k in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "SLURM_STEP_NUM_TASKS", "SLURM_PROCID", "SLURM_LOCALID"):
-        monkeypatch.delenv(k, raising=False)
-    assert launcher_rank() == (0, 1, 0)
-    monkeypatch.setenv("SLURM_STEP_NUM_TASKS", "8")
-    monkeypatch.setenv("SLURM_PROCID", "5")
-    monkeypatch.setenv("SLURM_LOCALID", "1")
-    assert launcher_rank() == (5, 8, 1)
-    monkeypatch.setenv("WORLD_SIZE", "4")  # torchrun wins
-    monkeypatch.setenv("RANK", "3")
-    monkeypatch.setenv("LOCAL_RANK", "3")
-    assert launcher_rank() == (3, 4, 3)
+    assert local_rank({}) == 0
+    assert local_rank({"SLURM_LOCALID": "3"}) == 3
+    assert local_rank({"LOCAL_RANK": "1", "SLURM_LOCALID": "3"}) == 1
 
 
 def test_one_process_per_gpu(monkeypatch):
@@ -256,12 +233,17 @@ def test_readme_torch_flow_command_makes_folders_interchangeable_with_opencv(tmp
 
 @pytest.mark.slow
 def test_readme_torchrun_command_splits_videos_over_ranks(tmp_path):
-    _tiny_videos(tmp_path / "data/ucf101/UCF-101/Cls", ["a", "b", "c"])
+    from i3d_train.sharding import shard_of
+
+    names = ["a", "b", "c", "d"]
+    _tiny_videos(tmp_path / "data/ucf101/UCF-101/Cls", names)
     r = _flow_cmd(
         "torchrun --nproc-per-node 2 -m i3d_train.flow --src data/ucf101/UCF-101 --dst data/ucf101/flow", tmp_path
     )
     assert r.returncode == 0, r.stderr
-    assert "rank 0 of 2: 2 videos" in r.stdout and "rank 1 of 2: 1 videos" in r.stdout
-    assert "2 done" in r.stdout and "1 done" in r.stdout  # every video once
+    per_rank = [sum(shard_of(f"Cls/{n}", 2) == k for n in names) for k in (0, 1)]
+    for k in (0, 1):  # each rank took the videos of its shard, and did each once
+        assert f"shard {k}/2 from torchrun (RANK/WORLD_SIZE): {per_rank[k]} videos" in r.stdout
+        assert f"flow: {per_rank[k]} done" in r.stdout
     done = sorted(p.parent.name for p in (tmp_path / "data/ucf101/flow/Cls").glob("*/meta.json"))
-    assert done == ["a", "b", "c"]
+    assert done == names

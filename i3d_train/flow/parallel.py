@@ -1,5 +1,5 @@
 """Flow for many videos over a pool of worker processes (resumable, one failure does not stop the rest):
-CPU workers, or one process per GPU for the torch backend; under torchrun / srun each rank takes its share."""
+CPU workers, or one process per GPU for the torch backend; under torchrun / SLURM each rank takes its share."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ import torch
 from tqdm import tqdm
 
 from i3d_train.flow.extract import ExtractOptions, extract_video, is_complete, resolve_backend
+from i3d_train.sharding import launcher_shard, select
 from i3d_train.video.files import find_videos
 
 _DEVICE: str | None = None  # the device of this worker process (torch backend), set by _init_worker
@@ -36,41 +37,26 @@ def _work(args: tuple[Path, Path, ExtractOptions]) -> tuple[str, int, float]:
     return str(src), meta["flow_frames"], time.perf_counter() - t
 
 
-def launcher_rank() -> tuple[int, int, int]:
-    """``(rank, world size, local rank)`` of this process as a launcher set them: torchrun's ``RANK``,
-    ``WORLD_SIZE``, ``LOCAL_RANK``, or SLURM's ``SLURM_PROCID``, ``SLURM_STEP_NUM_TASKS``,
-    ``SLURM_LOCALID`` inside ``srun``; ``(0, 1, 0)`` when run alone."""
-    env = os.environ
-    if "WORLD_SIZE" in env:
-        rank, world = int(env.get("RANK", "0")), int(env["WORLD_SIZE"])
-        return rank, world, int(env.get("LOCAL_RANK", str(rank)))
-    if int(env.get("SLURM_STEP_NUM_TASKS", "1")) > 1:
-        rank = int(env.get("SLURM_PROCID", "0"))
-        return rank, int(env["SLURM_STEP_NUM_TASKS"]), int(env.get("SLURM_LOCALID", "0"))
-    return 0, 1, 0
-
-
-def shard(pairs: list[tuple[Path, Path]], rank: int, world: int) -> list[tuple[Path, Path]]:
-    """This rank's share of the ``(video, folder)`` list: every ``world``-th of the list sorted by
-    video path, from position ``rank``. Disjoint and complete over the ranks, and the same whatever
-    order the list came in (every rank lists the folder itself)."""
-    if not 0 <= rank < world:
-        raise ValueError(f"rank {rank} is not in [0, {world})")
-    return sorted(pairs, key=lambda p: (str(p[0]), str(p[1])))[rank::world]
+def local_rank(env: dict[str, str] | None = None) -> int:
+    """The GPU index of this process on its node as the launcher set it (torchrun's ``LOCAL_RANK``,
+    SLURM's ``SLURM_LOCALID``), else 0."""
+    env = os.environ if env is None else env
+    return int(env.get("LOCAL_RANK", env.get("SLURM_LOCALID", "0")))
 
 
 def run(src: Path, dst: Path, opts: ExtractOptions, workers: int) -> dict:
     """Flow for every video under ``src`` into ``dst`` (same relative names); see :func:`extract_many`.
-    Under torchrun or srun, this process takes its rank's share of the videos (:func:`shard`), on GPU
-    ``LOCAL_RANK`` when the device is ``cuda``."""
-    pairs = [(video, dst / name) for video, name in find_videos(src)]
-    rank, world, local = launcher_rank()
-    if world > 1:
-        pairs = shard(pairs, rank, world)
+    Under torchrun or SLURM this process takes its rank's share of the videos (the project's
+    :mod:`i3d_train.sharding`: by name, stable under reordering), on GPU ``LOCAL_RANK`` when the
+    device is ``cuda``."""
+    videos = find_videos(src)
+    shard, origin = launcher_shard()
+    if shard.count > 1:
+        videos = select(videos, shard)
         if opts.device in (None, "cuda") and torch.cuda.is_available():
-            opts = dataclasses.replace(opts, device=f"cuda:{local}")
-        print(f"flow: rank {rank} of {world}: {len(pairs)} videos")
-    return extract_many(pairs, opts, workers)
+            opts = dataclasses.replace(opts, device=f"cuda:{local_rank()}")
+        print(f"flow: shard {shard} from {origin}: {len(videos)} videos")
+    return extract_many([(video, dst / name) for video, name in videos], opts, workers)
 
 
 def plan_workers(opts: ExtractOptions, workers: int) -> tuple[int, list[str] | None, int]:
