@@ -41,6 +41,7 @@ from i3d_train.evaluate import (
 from i3d_train.inference import fold_batchnorm
 from i3d_train.module import VideoClassifier
 from i3d_train.pipeline import ConfigError, _wandb_offline_unless_logged_in, run_title
+from i3d_train.precision import to_channels_last, trainer_config
 from i3d_train.protocols import ProtocolError, load_init_state_dict, load_with_classifier
 
 log = logging.getLogger(__name__)
@@ -97,18 +98,21 @@ def _test(
     """Test ``module`` (its weights from ``ckpt_path``, or already loaded); write the outputs; the
     metrics recomputed from the written predictions (so they are the same with ddp_spawn)."""
     writer = PredictionWriter(out_dir, title)
+    if cfg.get("fast"):  # the fast inference path: weights loaded here, batch norm folded, channels_last_3d
+        if ckpt_path:
+            state = torch.load(ckpt_path, map_location="cpu", weights_only=False)["state_dict"]
+            module.load_state_dict(state, strict=True)
+        module.net = to_channels_last(fold_batchnorm(module.net))  # 3D weights only: 2D models too
+        module.channels_last = True
+    trainer_cfg = trainer_config(cfg.trainer, module.net)  # precision=auto resolved, compile applied
     trainer = pl.Trainer(
-        **OmegaConf.to_container(cfg.trainer),
+        **OmegaConf.to_container(trainer_cfg),
         logger=loggers or False,
         callbacks=[writer],
         enable_checkpointing=False,
         enable_progress_bar=False,
     )
-    if cfg.get("fast"):  # the fast inference path: weights loaded here, batch norm folded, channels_last_3d
-        if ckpt_path:
-            state = torch.load(ckpt_path, map_location="cpu", weights_only=False)["state_dict"]
-            module.load_state_dict(state, strict=True)
-        module.net = fold_batchnorm(module.net).to(memory_format=torch.channels_last_3d)
+    if cfg.get("fast"):
         trainer.test(module, datamodule=datamodule, verbose=False)
     else:
         trainer.test(module, datamodule=datamodule, ckpt_path=ckpt_path, verbose=False)
@@ -124,7 +128,7 @@ def _test(
             "test_clips": datamodule.test_sampler().num_clips,
             "test_crops": datamodule.test_crops,
             "fast": bool(cfg.get("fast")),
-            "precision": str(cfg.trainer.precision),
+            "precision": str(trainer_cfg.precision),
         }
     )
     return metrics

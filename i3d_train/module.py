@@ -30,6 +30,7 @@ from torch import nn
 from torchmetrics.classification import MulticlassAccuracy
 
 from i3d_train.metrics import MAX_VIEWS, first_occurrences, fuse, video_level_scores, video_metrics
+from i3d_train.precision import to_channels_last
 from i3d_train.protocols import keep_frozen_batchnorm_in_eval
 
 
@@ -49,6 +50,8 @@ class VideoClassifier(pl.LightningModule):
         optimizer: partial of a ``torch.optim`` class (Hydra ``_partial_: true``), called with the params.
         scheduler: partial of a scheduler, or None.
         scheduler_monitor: metric a plateau scheduler watches (paper: validation loss).
+        channels_last: hold the net's 3D convolution weights and the 5-D inputs in ``channels_last_3d``
+            (``model.channels_last``: set per model where it is faster; ``benchmarks/train_speed.py``).
     """
 
     def __init__(
@@ -59,6 +62,7 @@ class VideoClassifier(pl.LightningModule):
         optimizer: Callable[..., torch.optim.Optimizer],
         scheduler: Callable[..., Any] | None = None,
         scheduler_monitor: str = "val/loss",
+        channels_last: bool = False,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["net", "optimizer", "scheduler"], logger=False)
@@ -68,6 +72,9 @@ class VideoClassifier(pl.LightningModule):
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
         self.scheduler_monitor = scheduler_monitor
+        self.channels_last = channels_last
+        if channels_last:
+            to_channels_last(self.net)
         self.train_acc = MulticlassAccuracy(num_classes, average="micro")
         self.val_acc = MulticlassAccuracy(num_classes, average="micro")
         self._eval_outputs: list[tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor], torch.Tensor]] = []
@@ -89,11 +96,15 @@ class VideoClassifier(pl.LightningModule):
         restores the modes it found), so this hook, not ``train()``, is what holds them there."""
         keep_frozen_batchnorm_in_eval(self.net)
 
+    def _input(self, x: torch.Tensor) -> torch.Tensor:
+        """A clip ``(N, C, T, H, W)`` in the net's memory format (6-D tiled batches are flattened first)."""
+        return x.contiguous(memory_format=torch.channels_last_3d) if self.channels_last and x.dim() == 5 else x
+
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor | dict[str, torch.Tensor]:
         modalities = getattr(self.net, "modalities", None)
         if modalities is not None:
-            return self.net({m: batch[m] for m in modalities})
-        return self.net(batch[self.modality])
+            return self.net({m: self._input(batch[m]) for m in modalities})
+        return self.net(self._input(batch[self.modality]))
 
     def _outputs(
         self, batch: dict[str, torch.Tensor]
@@ -110,10 +121,12 @@ class VideoClassifier(pl.LightningModule):
         self, raw: dict[str, torch.Tensor], scores: torch.Tensor, labels: torch.Tensor, stage: str, n: int
     ) -> torch.Tensor:
         """Cross-entropy: per stream, summed (on every time step of per-step outputs), or on the fused
-        scores for nets trained through their fusion (``net.train_on_fusion``)."""
+        scores for nets trained through their fusion (``net.train_on_fusion``). In fp32 whatever the
+        precision the net ran in."""
         sync = stage != "train"
         losses = {}
         for s, o in raw.items():
+            o = o.float()
             if o.dim() == 3:  # (N, T, C): a loss at every step
                 losses[s] = F.cross_entropy(o.flatten(0, 1), labels.repeat_interleave(o.shape[1]))
             else:
@@ -131,7 +144,7 @@ class VideoClassifier(pl.LightningModule):
         raw, _, scores = self._outputs(batch)
         n = batch["label"].shape[0]
         loss = self._loss(raw, scores, batch["label"], "train", n)
-        self.train_acc(scores, batch["label"])
+        self.train_acc(scores.float(), batch["label"])  # fp32 scores, also under mixed precision
         self.log("train/loss", loss, prog_bar=True, batch_size=n)
         self.log("train/acc_top1", self.train_acc, prog_bar=True, on_step=False, on_epoch=True, batch_size=n)
         if "skipped" in batch:

@@ -24,6 +24,7 @@ from i3d_train.checkpoint_io import AtomicCheckpointIO
 from i3d_train.data.ucf101 import DatasetFormatError
 from i3d_train.evaluate import PredictionWriter
 from i3d_train.models.inflate import ImageNetWeightsError, init_from_imagenet
+from i3d_train.precision import trainer_config
 from i3d_train.protocols import ProtocolError, apply_protocol
 
 log = logging.getLogger(__name__)
@@ -188,7 +189,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         callbacks.append(PredictionWriter(out_dir, run_title(cfg)))
     loggers = _instantiate_dict(cfg.get("logger"))
     trainer: pl.Trainer = hydra.utils.instantiate(
-        cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=[AtomicCheckpointIO()]
+        trainer_config(cfg.trainer, module.net),
+        callbacks=callbacks,
+        logger=loggers or False,
+        plugins=[AtomicCheckpointIO()],
     )
     try:
         for lg in loggers:

@@ -17,6 +17,7 @@ import torch
 from torch.utils.data import Dataset
 
 from i3d_train.data.frames import probe_frames, read_frame_folder
+from i3d_train.data.probe_cache import ProbeCache
 from i3d_train.data.samplers import ClipSampler, clip_indices
 from i3d_train.data.transforms import ClipTransform
 from i3d_train.flow.extract import is_complete, read_flow, read_meta
@@ -84,6 +85,7 @@ class VideoDataset(Dataset):
             raise ValueError(f"modalities must be a non-empty subset of ('rgb', 'flow'), got {modalities}")
         self.modalities = tuple(modalities)
         self.frames_fps = frames_fps
+        self.probes = ProbeCache(len(items))  # each video probed once per run, shared by the workers
         self.frames = {  # (frames, stride) per modality
             "rgb": (num_frames, frame_stride),
             "flow": (flow_frames or num_frames, flow_stride or frame_stride),
@@ -120,7 +122,9 @@ class VideoDataset(Dataset):
         n = int(meta["flow_frames"]) if meta is not None else None
         if "rgb" in self.modalities:
             frames_dir = item.frames_dir
-            info = probe_frames(frames_dir, self.frames_fps) if frames_dir else probe(item.path)
+            info = self.probes.get(
+                video_index, lambda: probe_frames(frames_dir, self.frames_fps) if frames_dir else probe(item.path)
+            )
             n = min(info.num_frames_at(self.fps), n or 1 << 62)
         tiles = getattr(self.sampler, "tiles", False)
         if self.sampler.whole_video and not tiles:  # every frame (at the stride): the paper's test protocol
