@@ -8,7 +8,8 @@ resizing), then measures, for 64-frame training clips:
 - decode only: the same 64 consecutive frames per clip decoded with plain PyAV in one process (seek to
   the keyframe before the clip, decode, convert to RGB) - the lower bound of any video loader;
 - the project's loader (``VideoDataset`` + ``DataLoader``, random start, short side 256, random
-  224x224 crop, flip, [-1, 1] floats) with N workers, and with frame folders (``img_00001.jpg``).
+  224x224 crop, flip, [-1, 1] floats) with N workers, and with frame folders (``img_00001.jpg``);
+- what a probe of one video costs (the loader probes each video once per run, not once per sample).
 
 Prints clips per second for each and the loader / decode-only ratio.
 """
@@ -104,6 +105,13 @@ def main() -> None:
         items = [VideoItem(path, 0, path.name) for path in paths]
         base = decode_only(paths, args.clips)
         print(f"decode only (plain PyAV, 1 process): {base:7.2f} clips/s")
+        t0 = time.perf_counter()
+        for path in paths:
+            probe(path)
+        ms = 1000 * (time.perf_counter() - t0) / len(paths)
+        # The dataset probes each video once per run (VideoDataset.probes); this is what every other
+        # sample of the video no longer pays (it used to open the file twice: probe, then decode).
+        print(f"probe (open + header) of one video: {ms:.1f} ms, {ms * base / 10:.1f}% of a clip's decode time")
         for w in (int(x) for x in args.workers.split(",")):
             r = loader(items, args.clips, w)
             print(f"loader, video files, {w} worker(s):  {r:7.2f} clips/s  ({r / base:.2f}x decode only)")

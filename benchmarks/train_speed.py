@@ -205,10 +205,11 @@ def main() -> None:
         )
         print(rows[-1], flush=True)
 
-    head = "| model | clip (C x T x H x W) | fp32 clips/s | fp32+cl | auto | auto+cl | model.channels_last | default clips/s | default / fp32 |"
+    u = "clips/s" if args.clock == "wall" else "clips/CPU-s"
+    head = f"| model | clip (C x T x H x W) | fp32 {u} | fp32+cl | auto | auto+cl | model.channels_last | default {u} | default / fp32 |"
     sep = "|---|---|---|---|---|---|---|---|---|"
     if args.compile:
-        head += " default+compile clips/s | compile time | compile pays off after |"
+        head += f" default+compile {u} | compile time | compile pays off after |"
         sep += "---|---|---|"
     unit = "clips/s" if args.clock == "wall" else "clips per CPU-second"
     print(f"\nTraining {unit} ({auto} = auto; ratios to fp32 eager; cl = channels_last_3d):\n")

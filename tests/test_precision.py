@@ -20,7 +20,7 @@ from i3d_train.data.probe_cache import ProbeCache
 from i3d_train.data.samplers import UniformClipSampler
 from i3d_train.data.transforms import ClipTransform
 from i3d_train.module import VideoClassifier
-from i3d_train.precision import resolve_precision, trainer_config
+from i3d_train.precision import resolve_precision, to_channels_last, trainer_config
 
 CPUINFO = "processor : 0\nflags : fpu sse sse2 avx avx2 avx512f {extra}\n"
 
@@ -85,6 +85,21 @@ def test_trainer_config_resolves_auto_once_and_takes_compile_out(monkeypatch, ca
         trainer_config({"compile": True})
     plain = trainer_config({"precision": "32-true", "compile": False})
     assert dict(plain) == {"precision": "32-true"} and "trainer.precision" not in capsys.readouterr().out
+
+
+def test_channels_last_converts_3d_weights_and_leaves_2d_ones():
+    """Mixed 2D/3D nets (3D-Fused Two-Stream) too, where ``module.to(memory_format=channels_last_3d)``
+    raises on the 4-D weights."""
+    net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.Conv3d(4, 4, 3), nn.BatchNorm3d(4), nn.Linear(4, 2))
+    with pytest.raises(RuntimeError, match="rank 5"):
+        nn.Sequential(nn.Conv2d(3, 4, 3), nn.Conv3d(4, 4, 3)).to(memory_format=torch.channels_last_3d)
+    ref = [p.clone() for p in net.parameters()]
+    to_channels_last(net)
+    w2, w3 = net[0].weight, net[1].weight
+    assert w3.is_contiguous(memory_format=torch.channels_last_3d) and not w3.is_contiguous()
+    assert w2.is_contiguous() and net[3].weight.is_contiguous()
+    assert all(torch.equal(a, b) for a, b in zip(ref, net.parameters(), strict=True))  # same values
+    assert isinstance(net[1].weight, nn.Parameter)
 
 
 # --- through a real Trainer ------------------------------------------------------------------------
