@@ -2,7 +2,7 @@
 
     python benchmarks/train_speed.py                        # CPU, every model on its input_small
     python benchmarks/train_speed.py --models i3d --compile # also trainer.compile=true, compile time included
-    python benchmarks/train_speed.py --device cuda --input full --batch 16 --compile   # one call on a GPU
+    python benchmarks/train_speed.py --device cuda --input full --batch 16   # one call on a GPU
 
 Each model trains through a real Lightning ``Trainer`` and the project's ``VideoClassifier`` (the
 model's own optimiser config, AdamW) on random clips of its input shape (``model.input_small``, the
