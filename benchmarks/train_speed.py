@@ -196,7 +196,7 @@ def main() -> None:
             gain = eager - steady  # seconds saved per step
             pays = f"{compile_s / gain * args.batch:,.0f} clips" if gain > 0 else "never"
             rate["default+compile"] = args.batch / steady
-            comp = f" | {rate['default+compile']:.1f} ({rate['default+compile'] / rate['fp32']:.2f}x) | {compile_s:.0f} s | {pays}"
+            comp = f" {rate['default+compile']:.1f} ({rate['default+compile'] / rate['fp32']:.2f}x) | {compile_s:.0f} s | {pays} |"
         shape = ", ".join(f"{m} {'x'.join(map(str, s))}" for m, s in shapes.items())
         rows.append(
             f"| {model} | {shape} | {rate['fp32']:.1f} | {rate['fp32+cl'] / rate['fp32']:.2f}x | "
