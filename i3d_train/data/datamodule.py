@@ -43,7 +43,7 @@ from i3d_train.data.splits import DatasetFormatError, SplitLists, with_validatio
 from i3d_train.data.synthetic import SyntheticConfig, generate
 from i3d_train.data.transforms import ClipTransform
 from i3d_train.data.ucf101 import parse_ucf101
-from i3d_train.flow.extract import METHODS, ExtractOptions, is_complete
+from i3d_train.flow.extract import METHODS, ExtractOptions, check_fps, is_complete, read_meta
 
 log = logging.getLogger(__name__)
 
@@ -121,9 +121,17 @@ def _check_items(name: str, split: str, items: list[VideoItem], where: Path, sto
     return found
 
 
-def _check_flow(name: str, split: str, items: list[VideoItem], flow_root: Path, hint: str) -> list[VideoItem]:
-    """Drop items without a complete flow folder with one summary line; stop if nothing is left."""
+def _check_flow(
+    name: str, split: str, items: list[VideoItem], flow_root: Path, hint: str, fps: float | None = None
+) -> list[VideoItem]:
+    """Drop items without a complete flow folder with one summary line; stop if nothing is left, or if
+    the flow was stored at another frame rate than the model's (checked on the first folder)."""
     found = [it for it in items if is_complete(it.flow_dir)]
+    if found:
+        try:
+            check_fps(read_meta(found[0].flow_dir), fps, found[0].flow_dir)
+        except ValueError as e:
+            raise DatasetFormatError(str(e)) from None
     if len(found) < len(items):
         log.warning(
             "%s %s: %s of %s flow folders found in %s (%s)",
@@ -294,7 +302,7 @@ class VideoDataModule(pl.LightningDataModule):
             items = [self.attach(it) for it in items]
             items = _check_items(self.name, split, items, self.root, self.storage)
             if self.uses_flow and check_flow:
-                items = _check_flow(self.name, split, items, self.flow_root, hint)
+                items = _check_flow(self.name, split, items, self.flow_root, hint, self.clip.fps)
             setattr(lists, split, items)
         return lists
 
