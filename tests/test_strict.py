@@ -144,7 +144,7 @@ def fixed_batch(name: str) -> dict[str, torch.Tensor]:
     g = torch.Generator().manual_seed(0)
     frames = {"convnet_lstm": 4, "c3d": 16, "two_stream": 1, "fused_two_stream": 2, "i3d_two_stream": 8, "i3d": 8}[name]
     flow_frames = {"two_stream": 10, "fused_two_stream": 20}.get(name, frames)
-    size = 32
+    size = 16
     return {
         "rgb": torch.rand(4, 3, frames, size, size, generator=g) * 2 - 1,
         "flow": torch.rand(4, 2, flow_frames, size, size, generator=g) * 2 - 1,
@@ -152,6 +152,7 @@ def fixed_batch(name: str) -> dict[str, torch.Tensor]:
     }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", [*sorted(PAPER_PARAMS), "i3d"])
 def test_every_model_overfits_one_fixed_batch(name):
     """30 Adam steps on 4 clips of 4 classes: the loss must fall from about ln 4 (1.39) per stream to
