@@ -101,9 +101,7 @@ def test_val_list_does_not_depend_on_the_number_of_processes(tmp_path):
     root = ucf_tree(tmp_path)
     seen = []
     for world, rank in ((1, 0), (2, 0), (2, 1), (4, 3)):
-        cfg = compose_train(
-            tmp_path, ["data=ucf101", f"data.root={root}", "data.num_classes=101", "data.short_side=256"]
-        )
+        cfg = compose_train(tmp_path, ["data=ucf101", f"data.root={root}", "data.num_classes=101"])
         dm = instantiate(cfg.data, _convert_="object")
 
         class Trainer:
@@ -154,16 +152,18 @@ def test_a_tiny_fraction_still_holds_out_one_group_and_one_group_alone_is_refuse
     root = ucf_tree(tmp_path)
     cfg = compose_train(
         tmp_path,
-        ["data=ucf101", f"data.root={root}", "data.num_classes=101", "data.short_side=256", "data.val_fraction=0.01"],
+        ["data=ucf101", f"data.root={root}", "data.num_classes=101", "data.val_fraction=0.01"],
     )
     dm = instantiate(cfg.data, _convert_="object")
     dm.setup("fit")  # 1% of 392 videos is closer to no group than to one, but validation needs one
     assert len({ucf101_group(v) for v in ids(dm.val_set.items)}) == 1
-    one = tmp_path / "one"  # the small excerpt: every training video is in group g08
+    one = tmp_path / "one"  # every training video in group g08: nothing can be held out
     shutil.copytree(ASSETS / "ucf101_excerpt", one / "ucfTrainTestlist")
-    for line in (ASSETS / "ucf101_excerpt" / "trainlist01.txt").read_text().splitlines():
+    train = (ASSETS / "ucf101_excerpt" / "trainlist01.txt").read_text().splitlines()[:5]
+    (one / "ucfTrainTestlist" / "trainlist01.txt").write_text("\n".join(train) + "\n")
+    for line in train + (ASSETS / "ucf101_excerpt" / "testlist01.txt").read_text().splitlines():
         (one / "UCF-101" / line.split()[0]).parent.mkdir(parents=True, exist_ok=True)
         (one / "UCF-101" / line.split()[0]).touch()
-    cfg = compose_train(tmp_path, ["data=ucf101", f"data.root={one}", "data.num_classes=101", "data.short_side=256"])
+    cfg = compose_train(tmp_path, ["data=ucf101", f"data.root={one}", "data.num_classes=101"])
     with pytest.raises(DatasetFormatError, match="no validation videos .*data.val_source=test"):
         instantiate(cfg.data, _convert_="object").setup("fit")
