@@ -155,7 +155,7 @@ def fixed_batch(name: str) -> dict[str, torch.Tensor]:
 @pytest.mark.slow
 @pytest.mark.parametrize("name", [*sorted(PAPER_PARAMS), "i3d"])
 def test_every_model_overfits_one_fixed_batch(name):
-    """30 Adam steps on 4 clips of 4 classes: the loss must fall from about ln 4 (1.39) per stream to
+    """30 Adam steps on 4 clips of 4 classes: the loss must fall from chance (about ln 4 = 1.39) to
     below 0.1. A net that does not learn (a broken gradient path, a detached stream, labels ignored)
     stays far above."""
     torch.manual_seed(0)
@@ -172,8 +172,7 @@ def test_every_model_overfits_one_fixed_batch(name):
         loss.backward()
         opt.step()
         losses.append(loss.item())
-    streams = 2 if name in ("two_stream", "i3d_two_stream") else 1
-    assert losses[0] > 1.0 * streams and losses[-1] < 0.1, losses[::5]
+    assert losses[0] > 1.0 and losses[-1] < 0.1, losses[::5]  # from chance (ln 4 = 1.39 per loss) to fitted
 
 
 class Clips(torch.utils.data.Dataset):
