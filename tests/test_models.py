@@ -32,10 +32,30 @@ def build(name: str, num_classes: int = 400) -> torch.nn.Module:
     }[name]()
 
 
+# Exact counts with 400 classes (the README's architecture table); each within 10% of Table 1.
+EXACT_PARAMS = {
+    "convnet_lstm": 8_956_976,
+    "c3d": 79_645_520,
+    "two_stream": 12_073_120,
+    "fused_two_stream": 39_770_896,
+    "i3d_two_stream": 25_372_576,
+}
+
+
 @pytest.mark.parametrize("name", sorted(PAPER_PARAMS))
 def test_parameter_counts_match_table_1(name):
     n = sum(p.numel() for p in build(name).parameters())
+    assert n == EXACT_PARAMS[name], f"{name}: {n:,}"  # a missing bias, batch norm or layer changes it
     assert abs(n / 1e6 - PAPER_PARAMS[name]) <= 0.1 * PAPER_PARAMS[name], f"{name}: {n:,}"
+
+
+def test_c3d_pool5_map_of_a_16x112x112_clip():
+    """Every pool 2x2x2 with SAME padding (the paper's change: C3D's pool1 was 1x2x2): 16x112x112 ->
+    (N, 512, 1, 4, 4), fc6's 8,192 inputs without resampling."""
+    net = C3D(5).eval()
+    with torch.no_grad():
+        assert net.forward_features(torch.zeros(2, 3, 16, 112, 112)).shape == (2, 512, 1, 4, 4)
+    assert net.fc6[0].in_features == 8192
 
 
 def test_the_configs_build_the_paper_models():

@@ -26,9 +26,12 @@ def test_fast_dev_run(tmp_path):
 
 
 @pytest.mark.slow
-def test_one_epoch_writes_checkpoints_and_metrics(tmp_path):
+def test_one_epoch_writes_checkpoints_and_metrics(tmp_path, capsys):
     cfg = compose_train(tmp_path)
     metrics = train(cfg)
+    written = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert written["val_source"] == "held_out" and "official synthetic" in written["val_rule"]
+    assert "val from   held_out: the official synthetic validation list" in capsys.readouterr().out
     run = tmp_path / "run"
     assert (run / "checkpoints" / "last.ckpt").is_file()
     assert Path(metrics["best_ckpt"]).is_file()

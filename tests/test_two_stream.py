@@ -141,10 +141,10 @@ def test_datamodule_computes_flow_on_first_use_and_serves_both_modalities(tmp_pa
     )
     dm.prepare_data()
     folders = sorted(p.parent.relative_to(flow_root).as_posix() for p in flow_root.rglob("meta.json"))
-    assert len(folders) == 6 and "MoveRight/v_MoveRight_g01_c01" in folders
+    assert len(folders) == 8 and "MoveRight/v_MoveRight_g01_c01" in folders  # train 4, val 2, test 2
     meta = read_meta(flow_root / folders[0])
     assert (meta["method"], meta["frames"], meta["flow_frames"]) == ("farneback", 10, 9)
-    assert dm.extract_flow()["skipped"] == 6  # second use: nothing recomputed
+    assert dm.extract_flow()["skipped"] == 8  # second use: nothing recomputed
     dm.setup("fit")
     assert all(is_complete(it.flow_dir) for it in dm.lists.train + dm.lists.test)
     batch = next(iter(dm.train_dataloader()))

@@ -19,7 +19,7 @@ import numpy as np
 from tqdm import tqdm
 
 from i3d_train.data.dataset import VideoItem
-from i3d_train.data.splits import DatasetFormatError
+from i3d_train.data.splits import VAL_SOURCES, DatasetFormatError, overlaps, with_validation
 
 DATASETS = ("ucf101", "hmdb51", "kinetics400", "synthetic")
 
@@ -53,6 +53,8 @@ def check(
     storage: str = "video",
     frames_root: str | Path | None = None,
     progress: bool = True,
+    val_source: str = "held_out",
+    val_fraction: float = 0.1,
 ) -> dict:
     """The report as a dict (see the module doc); raises DatasetFormatError for bad annotations."""
     from i3d_train.data.datamodule import PARSERS, attach_folders, item_exists
@@ -61,6 +63,8 @@ def check(
     t0 = time.perf_counter()
     root = Path(root)
     lists = parse_kinetics400(root, required=()) if name == "kinetics400" else PARSERS[name](root, split)
+    lists = with_validation(lists, name, val_source, val_fraction)
+    shared = overlaps(lists)
     frames_root = Path(frames_root) if frames_root else root / "frames"
 
     unique: dict[str, VideoItem] = {}
@@ -74,6 +78,10 @@ def check(
         "split": split,
         "storage": storage,
         **lists.counts(),
+        "val_source": lists.val_source,
+        "val_rule": lists.val_rule,
+        "overlap": shared,  # videos in two lists at once
+        "disjoint": not any(shared.values()),
         "videos": len(unique),
         "missing": len(missing),
         "missing_files": missing[:20],
@@ -108,6 +116,12 @@ def format_report(r: dict) -> str:
     lines = [
         f"{r['dataset']} at {r['root']} (split {r['split']}, {r['storage']}): {r['num_classes']} classes, "
         f"train {r['train']:,}, val {r['val']:,}, test {r['test']:,} ({r['videos']:,} distinct videos)",
+        f"val: {r['val_rule']} ({r['val_source']}); "
+        + (
+            "train, val and test are disjoint"
+            if r["disjoint"]
+            else "shared videos: " + ", ".join(f"{k.replace('_', '/')} {v:,}" for k, v in r["overlap"].items() if v)
+        ),
         f"missing: {r['missing']:,} of {r['videos']:,}"
         + (f" (e.g. {', '.join(r['missing_files'][:3])})" if r["missing"] else ""),
     ]
@@ -131,6 +145,8 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--workers", type=int, default=1)
     c.add_argument("--storage", choices=("video", "frames"), default="video")
     c.add_argument("--frames-root", type=Path, default=None, help="frame folders (default <root>/frames)")
+    c.add_argument("--val-source", choices=VAL_SOURCES, default="held_out", help="as data.val_source")
+    c.add_argument("--val-fraction", type=float, default=0.1, help="as data.val_fraction")
     c.add_argument("--json", action="store_true", help="print one JSON object")
     args = p.parse_args(argv)
     try:
@@ -143,6 +159,8 @@ def main(argv: list[str] | None = None) -> int:
             args.storage,
             args.frames_root,
             progress=not args.json,
+            val_source=args.val_source,
+            val_fraction=args.val_fraction,
         )
     except DatasetFormatError as e:
         print(f"error: {e}", file=sys.stderr)

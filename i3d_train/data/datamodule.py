@@ -6,7 +6,10 @@ CPU run is quick). Train clips: random start, random crop, flip. Validation: one
 crop. Test (``test_protocol``): ``clips``: ``test_clips`` uniform clips x ``test_crops`` (1 center or 3
 along the long side); ``center``: one center clip; ``paper``: the whole video, center crop, as the
 model's ``input.paper_test`` says (the paper's Table 1 test input; batch size 1). Scores are averaged per video by the LightningModule.
-UCF-101 and HMDB-51 have no validation split; as is usual, validation uses the test list.
+Validation (best checkpoint, plateau schedule) never sees the test list by default
+(``val_source=held_out``): Kinetics-400 uses its official ``val``, UCF-101 and HMDB-51 hold about
+``val_fraction`` of the training list out (:func:`i3d_train.data.splits.with_validation`);
+``val_source=test`` validates on the test list, as many UCF-101 / HMDB-51 papers did.
 
 Flow clips (``flow`` among the model's modalities) are read from ``data.flow_root``: one folder per
 video named like the video's path relative to the video folder, without its suffix, which is what
@@ -36,11 +39,11 @@ from i3d_train.data.samplers import (
     UniformClipSampler,
     WholeVideoSampler,
 )
-from i3d_train.data.splits import DatasetFormatError, SplitLists
+from i3d_train.data.splits import DatasetFormatError, SplitLists, with_validation
 from i3d_train.data.synthetic import SyntheticConfig, generate
 from i3d_train.data.transforms import ClipTransform
 from i3d_train.data.ucf101 import parse_ucf101
-from i3d_train.flow.extract import METHODS, ExtractOptions, is_complete
+from i3d_train.flow.extract import METHODS, ExtractOptions, check_fps, is_complete, read_meta
 
 log = logging.getLogger(__name__)
 
@@ -118,9 +121,17 @@ def _check_items(name: str, split: str, items: list[VideoItem], where: Path, sto
     return found
 
 
-def _check_flow(name: str, split: str, items: list[VideoItem], flow_root: Path, hint: str) -> list[VideoItem]:
-    """Drop items without a complete flow folder with one summary line; stop if nothing is left."""
+def _check_flow(
+    name: str, split: str, items: list[VideoItem], flow_root: Path, hint: str, fps: float | None = None
+) -> list[VideoItem]:
+    """Drop items without a complete flow folder with one summary line; stop if nothing is left, or if
+    the flow was stored at another frame rate than the model's (checked on the first folder)."""
     found = [it for it in items if is_complete(it.flow_dir)]
+    if found:
+        try:
+            check_fps(read_meta(found[0].flow_dir), fps, found[0].flow_dir)
+        except ValueError as e:
+            raise DatasetFormatError(str(e)) from None
     if len(found) < len(items):
         log.warning(
             "%s %s: %s of %s flow folders found in %s (%s)",
@@ -190,8 +201,12 @@ class VideoDataModule(pl.LightningDataModule):
         seed: int = 0,
         global_batch_size: int | None = None,
         input_small: dict[str, Any] | None = None,
+        val_source: str = "held_out",
+        val_fraction: float = 0.1,
     ) -> None:
         super().__init__()
+        self.val_source = val_source
+        self.val_fraction = val_fraction
         self.name = name
         self.root = Path(root)
         self.split = split
@@ -270,7 +285,14 @@ class VideoDataModule(pl.LightningDataModule):
         summary line per split), and stop if a split is left empty."""
         if self.name not in PARSERS:
             raise ValueError(f"unknown dataset {self.name!r}; expected one of: {', '.join(PARSERS)}")
-        lists = PARSERS[self.name](self.root, self.split)
+        lists = with_validation(
+            PARSERS[self.name](self.root, self.split), self.name, self.val_source, self.val_fraction
+        )
+        if not lists.val:
+            raise DatasetFormatError(
+                f"{self.name} split {self.split}: no validation videos ({lists.val_rule}); raise data.val_fraction "
+                "or set data.val_source=test"
+            )
         if len(lists.classes) != self.num_classes:
             raise DatasetFormatError(
                 f"{self.root}: annotations list {len(lists.classes)} classes, config says data.num_classes={self.num_classes}"
@@ -278,12 +300,10 @@ class VideoDataModule(pl.LightningDataModule):
         hint = f"python -m i3d_train.flow --src {lists.video_dir} --dst {self.flow_root}"
         for split in ("train", "val", "test"):
             items = getattr(lists, split)
-            if items is None:
-                continue
             items = [self.attach(it) for it in items]
             items = _check_items(self.name, split, items, self.root, self.storage)
             if self.uses_flow and check_flow:
-                items = _check_flow(self.name, split, items, self.flow_root, hint)
+                items = _check_flow(self.name, split, items, self.flow_root, hint, self.clip.fps)
             setattr(lists, split, items)
         return lists
 
@@ -313,8 +333,15 @@ class VideoDataModule(pl.LightningDataModule):
             generate(self.root, self.synthetic)
         self.lists = self.parse()
         self.train_set = self._dataset(self.lists.train, True, RandomClipSampler())
-        self.val_set = self._dataset(self.lists.validation, False, CenterClipSampler())
+        self.val_set = self._dataset(self.lists.val, False, CenterClipSampler())
         self.test_set = self._dataset(self.lists.test, False, self.test_sampler(), self.test_crops)
+
+    @property
+    def val_info(self) -> dict[str, str]:
+        """Where the validation videos come from (``metrics.json`` and the run summary say it)."""
+        if self.lists is None:
+            return {"val_source": self.val_source}
+        return {"val_source": self.lists.val_source, "val_rule": self.lists.val_rule}
 
     def test_sampler(self) -> ClipSampler:
         if self.test_protocol == "paper":

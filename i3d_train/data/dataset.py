@@ -21,7 +21,7 @@ from i3d_train.data.probe_cache import ProbeCache
 from i3d_train.data.samplers import ClipSampler, clip_indices
 from i3d_train.data.transforms import ClipTransform
 from i3d_train.flow.extract import is_complete, read_flow, read_meta
-from i3d_train.video.reader import VideoDecodeError, probe, read_frames
+from i3d_train.video.reader import VideoDecodeError, loop, probe, read_frames
 from i3d_train.video.resize import resize_flow, resize_frames
 
 log = logging.getLogger(__name__)
@@ -118,7 +118,8 @@ class VideoDataset(Dataset):
         clip_index, crop_index = divmod(clip_index, self.transform.crops)
         frames_of = dict(self.frames)
         meta = self._flow_meta(item) if "flow" in self.modalities else None
-        # N frames have N - 1 flow fields: with flow, clips start where both modalities have data.
+        # N frames have N - 1 flow fields: with flow, clips start where both modalities have data, and
+        # both loop with that period (video.reader.loop), so frame i and field i stay together.
         n = int(meta["flow_frames"]) if meta is not None else None
         if "rgb" in self.modalities:
             frames_dir = item.frames_dir
@@ -133,8 +134,8 @@ class VideoDataset(Dataset):
         # one clip, or (the paper's test input of fixed-length models) clips back to back over the video
         starts = self.sampler.tile_starts(n, span) if tiles else [self.sampler.start(n, span, clip_index, rng)]
 
-        def indices_of(m: str) -> np.ndarray:
-            return np.concatenate([clip_indices(start, *frames_of[m]) for start in starts])
+        def indices_of(m: str) -> np.ndarray:  # one loop period for both modalities (video.reader.loop)
+            return loop(np.concatenate([clip_indices(start, *frames_of[m]) for start in starts]), n)
 
         clips: dict[str, torch.Tensor] = {}
         if "rgb" in self.modalities:

@@ -14,7 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from i3d_train.video.reader import VideoDecodeError, VideoInfo, source_indices
+from i3d_train.video.reader import VideoDecodeError, VideoInfo, loop, source_indices
 
 FRAME_PREFIX, FRAME_SUFFIX = "img_", ".jpg"
 
@@ -42,7 +42,7 @@ def read_frame_folder(
     """Frames ``indices`` (target-fps timeline, wrapping) of a frame folder as ``uint8 (T, H, W, 3)`` RGB."""
     folder = Path(folder)
     n = info.num_frames_at(fps)
-    wanted = np.minimum(source_indices(np.asarray(indices, dtype=np.int64) % n, info.fps, fps), info.num_frames - 1)
+    wanted = np.minimum(source_indices(loop(indices, n), info.fps, fps), info.num_frames - 1)
     cache: dict[int, np.ndarray] = {}
     for i in set(wanted.tolist()):
         img = cv2.imread(str(frame_path(folder, i)), cv2.IMREAD_COLOR)

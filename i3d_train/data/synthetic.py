@@ -8,7 +8,8 @@ which is exactly the question the paper asks of its architectures. (Horizontal f
 "right" into "left" and "clockwise" into "counter-clockwise": this set is trained without flips.)
 
 Files are real H.264 ``.mp4`` written with PyAV, with ``classInd.txt``, ``trainlist01.txt`` and
-``testlist01.txt`` in UCF-101's format (CRLF), so the synthetic set runs through the same parser, reader
+``testlist01.txt`` in UCF-101's format (CRLF), and a validation list of its own, ``vallist01.txt``
+(videos are free here: validation need not take any from the training list), so the synthetic set runs through the same parser, reader
 and transforms as UCF-101. Generation is deterministic from ``seed``; the parameters are stored in
 ``synthetic.json`` and the set is regenerated when they change, reused otherwise.
 """
@@ -49,6 +50,7 @@ class SyntheticConfig:
     num_classes: int = 8
     train_per_class: int = 24
     test_per_class: int = 8
+    val_per_class: int | None = None  # videos per class in vallist01.txt (None: as test_per_class)
     num_frames: int = 40
     fps: int = 25
     height: int = 128
@@ -61,6 +63,10 @@ class SyntheticConfig:
             raise ValueError(f"synthetic num_classes must be in 2..{len(CLASSES)}, got {self.num_classes}")
         if self.height % 2 or self.width % 2:
             raise ValueError(f"synthetic height and width must be even (H.264 4:2:0), got {self.height}x{self.width}")
+
+    @property
+    def val_count(self) -> int:
+        return self.test_per_class if self.val_per_class is None else self.val_per_class
 
     def digest(self) -> str:
         return hashlib.sha1(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:12]
@@ -327,13 +333,15 @@ def _video_name(cls: str, index: int) -> str:
     return f"{cls}/v_{cls}_g{index + 1:02d}_c01.mp4"
 
 
-def _plan(cfg: SyntheticConfig) -> list[tuple[str, int, int, bool]]:
-    """(relative path, label, video seed, is_train) for every video."""
+def _plan(cfg: SyntheticConfig) -> list[tuple[str, int, int, str]]:
+    """(relative path, label, video seed, list: train | test | val) for every video; the validation
+    videos come after the train and test ones, which stay what they were without them."""
     plan = []
-    per_class = cfg.train_per_class + cfg.test_per_class
+    n_train, n_test = cfg.train_per_class, cfg.test_per_class
     for label, cls in enumerate(CLASSES[: cfg.num_classes]):
-        for i in range(per_class):
-            plan.append((_video_name(cls, i), label, label * 100_000 + i, i < cfg.train_per_class))
+        for i in range(n_train + n_test + cfg.val_count):
+            which = "train" if i < n_train else "test" if i < n_train + n_test else "val"
+            plan.append((_video_name(cls, i), label, label * 100_000 + i, which))
     return plan
 
 
@@ -377,8 +385,10 @@ def generate(root: str | Path, cfg: SyntheticConfig, workers: int = 2) -> Path:
             _make_one(job)
     classes = CLASSES[: cfg.num_classes]
     _write_lines(ann / "classInd.txt", [f"{i + 1} {c}" for i, c in enumerate(classes)])
-    _write_lines(ann / "trainlist01.txt", [f"{rel} {label + 1}" for rel, label, _, tr in plan if tr])
-    _write_lines(ann / "testlist01.txt", [rel for rel, _, _, tr in plan if not tr])
+    _write_lines(ann / "trainlist01.txt", [f"{rel} {label + 1}" for rel, label, _, w in plan if w == "train"])
+    _write_lines(ann / "testlist01.txt", [rel for rel, _, _, w in plan if w == "test"])
+    if cfg.val_count:
+        _write_lines(ann / "vallist01.txt", [f"{rel} {label + 1}" for rel, label, _, w in plan if w == "val"])
     # Written last: its presence means the set is complete.
     meta.write_text(json.dumps({"digest": cfg.digest(), "params": asdict(cfg), "classes": list(classes)}, indent=2))
     return root

@@ -9,6 +9,8 @@ Layout (PAPER_FACTS section 5)::
 
 The split-file directory may also sit directly in the root (``<root>/classInd.txt``), and the videos
 in ``<root>/<Class>/``, as the synthetic dataset writes them. Class ids here are 0-based.
+UCF-101 has no validation list; a ``vallist0N.txt`` (the trainlist format), as the synthetic set
+writes, is read as the split's own validation list when it is there.
 """
 
 from __future__ import annotations
@@ -84,4 +86,6 @@ def parse_ucf101(root: str | Path, split: int = 1) -> SplitLists:
     classes = parse_class_index(ann / "classInd.txt")
     train = parse_list(ann / f"trainlist0{split}.txt", classes, videos, labelled=True)
     test = parse_list(ann / f"testlist0{split}.txt", classes, videos, labelled=False)
-    return SplitLists(classes, train, test, videos)
+    val_file = ann / f"vallist0{split}.txt"
+    val = parse_list(val_file, classes, videos, labelled=True) if val_file.is_file() else None
+    return SplitLists(classes, train, test, videos, val=val)

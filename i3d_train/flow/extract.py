@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 import torch
 
-from i3d_train.video.reader import probe, read_frames
+from i3d_train.video.reader import loop, probe, read_frames
 from i3d_train.video.resize import resize_short_side, to_float_clip
 
 METHODS = ("tvl1", "farneback")
@@ -145,6 +145,15 @@ def read_meta(folder: str | Path) -> dict:
     return json.loads((Path(folder) / "meta.json").read_text())
 
 
+def check_fps(meta: dict, fps: float | None, folder: str | Path) -> None:
+    """A flow folder stored at another rate than the one asked for cannot be used: one-line error."""
+    if fps is not None and abs(float(meta["fps"]) - float(fps)) > 1e-3:
+        raise ValueError(
+            f"{folder}: flow stored at {float(meta['fps']):g} fps but {float(fps):g} fps requested "
+            f"(re-extract it with --fps {float(fps):g})"
+        )
+
+
 def read_flow(
     folder: str | Path, indices: np.ndarray | list[int] | None = None, meta: dict | None = None
 ) -> np.ndarray:
@@ -155,7 +164,7 @@ def read_flow(
     meta = meta or read_meta(folder)
     n = meta["flow_frames"]
     store = FlowStore(bound=meta["bound"])
-    idx = np.arange(n) if indices is None else np.asarray(indices) % n
+    idx = np.arange(n) if indices is None else loop(indices, n)
     out = []
     for i in idx:
         x = cv2.imread(str(folder / f"flow_x_{i + 1:05d}.jpg"), cv2.IMREAD_GRAYSCALE)

@@ -23,6 +23,15 @@ def classifier_prefixes(net: nn.Module) -> tuple[str, ...]:
     return tuple(names[id(h)] + "." for h in heads if h is not None)
 
 
+def select_stream(state_dict: dict[str, torch.Tensor], modality: str | None) -> dict[str, torch.Tensor]:
+    """One stream of a multi-stream net's state dict (``streams.<modality>.`` keys, prefix removed), or
+    the state dict as it is when it is not a multi-stream one."""
+    prefix = f"streams.{modality}."
+    if modality is None or not any(k.startswith(prefix) for k in state_dict):
+        return state_dict
+    return {k[len(prefix) :]: v for k, v in state_dict.items() if k.startswith(prefix)}
+
+
 def load_without_classifier(net: nn.Module, state_dict: dict[str, torch.Tensor]) -> None:
     """Load every tensor but the classifier's into ``net``, after checking keys and shapes both ways.
 

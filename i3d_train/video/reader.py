@@ -81,6 +81,18 @@ def probe(path: str | Path) -> VideoInfo:
         container.close()
 
 
+def loop(indices: np.ndarray | list[int], period: int) -> np.ndarray:
+    """The one loop rule of the project (paper Sec. 2.5: short videos are looped): index ``i`` past the
+    end is ``i mod period``. For RGB alone the period is the number of frames N; with flow it is the
+    number of flow fields, N - 1, for RGB *and* flow (field ``i`` is the motion from frame ``i`` to
+    ``i + 1``), so that frame ``i`` and field ``i`` stay together on every loop and no field is ever
+    computed across the wrap from the last frame to the first. The reader, the frame folders, the
+    stored flow, training and feature extraction all loop through here."""
+    if period < 1:
+        raise ValueError(f"cannot loop a video of {period} frames")
+    return np.asarray(indices, dtype=np.int64) % period
+
+
 def source_indices(indices: np.ndarray, src_fps: float, fps: float | None) -> np.ndarray:
     """Map indices at the target rate to indices of source frames (nearest earlier frame)."""
     indices = np.asarray(indices, dtype=np.int64)
@@ -121,7 +133,7 @@ def read_frames(
     """
     info = info or probe(path)
     n = info.num_frames_at(fps)
-    wanted = source_indices(np.asarray(indices, dtype=np.int64) % n, info.fps, fps)
+    wanted = source_indices(loop(indices, n), info.fps, fps)
     wanted = np.minimum(wanted, info.num_frames - 1)
     needed = sorted(set(wanted.tolist()))
     frames: dict[int, np.ndarray] = {}
