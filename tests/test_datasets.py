@@ -119,7 +119,7 @@ def test_kinetics400_both_layouts_quoted_labels_and_missing_clips(tmp_path, capl
     assert lists.val[0].video_id == "val/ddddddddddd_000001_000011.mkv"
     assert lists.test == lists.val and lists.absent == ["test.csv"]  # no test.csv: val serves as test
 
-    dm = VideoDataModule("kinetics400", str(root), 1, 400, {"num_frames": 8}, None, 64, 2, 0, 1)
+    dm = VideoDataModule("kinetics400", str(root), 1, 400, {"num_frames": 8, "resize": 64}, None, 2, 0, 1)
     with caplog.at_level("WARNING"):
         parsed = dm.parse()
     assert "kinetics400 train: 2 of 3 videos found" in caplog.text
@@ -175,7 +175,7 @@ def test_datamodule_reads_frame_folders(tmp_path, caplog):
         if rel.name != "v_MoveLeft_g01_c01":  # one folder missing
             write_frame_folder(tmp_path / "frames" / rel, read_frames(video, np.arange(10)))
     dm = VideoDataModule(
-        "synthetic", str(root), 1, 2, {"num_frames": 8, "crop_size": 32}, None, 48, 2, 0, 1,
+        "synthetic", str(root), 1, 2, {"num_frames": 8, "resize": 48, "crop_size": 32}, None, 2, 0, 1,
         synthetic={"num_classes": 2, "train_per_class": 2, "test_per_class": 1, "num_frames": 10},
         storage="frames", frames_root=str(tmp_path / "frames"),
     )  # fmt: skip
