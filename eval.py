@@ -9,6 +9,7 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
+from i3d_train.distributed import share_run_time
 from i3d_train.eval_run import evaluate
 from i3d_train.pipeline import ConfigError
 
@@ -23,4 +24,5 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    share_run_time()
     main()

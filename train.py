@@ -1,8 +1,9 @@
 """Train an action-recognition model:  python train.py model=i3d data=ucf101
 
 Composes conf/train.yaml (see the README for the config groups) and calls i3d_train.pipeline.train.
-In a multirun (``-m``), a run that fails is logged (traceback in its folder's ``error.txt``) and the
-sweep goes on; its W&B run, if any, is finished as failed.
+In a multirun (``-m``), a run that fails is logged (traceback in its folder's ``error.txt``, written by
+rank 0 only) and the sweep goes on; its W&B run, if any, is finished as failed. Every process of a
+multi-GPU run (Lightning's or torchrun's) uses rank 0's run folder (``i3d_train.distributed``).
 """
 
 import logging
@@ -16,6 +17,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
+from i3d_train.distributed import is_rank_zero, share_run_time
 from i3d_train.pipeline import ConfigError, train
 
 log = logging.getLogger("train")
@@ -39,8 +41,9 @@ def main(cfg: DictConfig) -> float | None:
                 sys.exit(2)
             raise
         out = Path(cfg.paths.output_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "error.txt").write_text(traceback.format_exc())
+        if is_rank_zero():
+            out.mkdir(parents=True, exist_ok=True)
+            (out / "error.txt").write_text(traceback.format_exc())
         log.error(
             "run %s failed (%s: %s); the sweep goes on. Traceback: %s", out.name, type(e).__name__, e, out / "error.txt"
         )
@@ -50,4 +53,5 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
+    share_run_time()
     main()

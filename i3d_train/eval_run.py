@@ -29,6 +29,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from torch import nn
 
 from i3d_train.data.splits import DatasetFormatError
+from i3d_train.distributed import is_rank_zero, quiet_other_ranks
 from i3d_train.evaluate import (
     PredictionWriter,
     fuse_predictions,
@@ -116,6 +117,8 @@ def _test(
         trainer.test(module, datamodule=datamodule, verbose=False)
     else:
         trainer.test(module, datamodule=datamodule, ckpt_path=ckpt_path, verbose=False)
+    if not trainer.is_global_zero:  # rank 0 wrote the predictions; only it reads them and reports
+        return {}
     ids, labels, scores = read_predictions(out_dir / "predictions.csv")
     metrics: dict[str, Any] = metrics_of(labels, scores)
     for stream in ("rgb", "flow"):  # two-stream models: each stream's own numbers too
@@ -152,6 +155,8 @@ def evaluate_one(cfg: DictConfig, ckpt_path: str, out_dir: Path, train_config: s
         out_dir,
     )
     metrics = _test(cfg, module, datamodule, out_dir, title, loggers, ckpt_path)
+    if not metrics:  # another rank than 0 under DDP: its loggers are placeholders, rank 0 reports
+        return {}
     metrics = {
         **metrics,
         "checkpoint": str(ckpt_path),
@@ -234,6 +239,8 @@ def evaluate_weights(cfg: DictConfig, weights: str | dict[str, str], out_dir: Pa
         cfg, f"eval-{cfg.model.name}-{cfg.data.name}-weights", [cfg.model.name, cfg.data.name], out_dir
     )
     metrics = _test(cfg, module, datamodule, out_dir, title, loggers)
+    if not metrics:  # another rank than 0 under DDP: its loggers are placeholders, rank 0 reports
+        return {}
     metrics = {
         **metrics,
         "weights": {m: v["weights"] for m, v in loaded.items()},
@@ -252,12 +259,17 @@ def evaluate_weights(cfg: DictConfig, weights: str | dict[str, str], out_dir: Pa
 
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
+    """Evaluate ``cfg.ckpt_path`` (and fuse it with ``cfg.fuse_with``); under DDP, every process tests
+    its share, rank 0 writes and prints the results (the others return ``{}``)."""
+    quiet_other_ranks()
     out = Path(cfg.paths.output_dir)
     weights = given_weights(cfg)
     if weights and cfg.get("ckpt_path"):
         raise ConfigError("give either ckpt_path=<run checkpoint> or weights=<state dict>, not both")
     if weights:
         metrics = evaluate_weights(cfg, weights, out)
+        if not is_rank_zero():
+            return {}
         save_json(out / "metrics.json", metrics)
         streams = [s for s in ("rgb", "flow") if s in metrics]
         for s in streams:
@@ -275,6 +287,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         )
     if not cfg.get("fuse_with"):
         metrics = evaluate_one(cfg, cfg.ckpt_path, out, cfg.get("train_config"))
+        if not is_rank_zero():
+            return {}
         save_json(out / "metrics.json", metrics)
         print(f"video-level top-1 {100 * metrics['video_acc_top1']:.2f}% ({int(metrics['num_videos'])} videos): {out}")
         return metrics
@@ -285,6 +299,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         names[0]: evaluate_one(cfg, cfg.ckpt_path, out / names[0], cfg.get("train_config")),
         names[1]: evaluate_one(cfg, cfg.fuse_with, out / names[1]),
     }
+    if not is_rank_zero():
+        return {}
     ids, labels, fused = fuse_predictions(
         read_predictions(out / names[0] / "predictions.csv"), read_predictions(out / names[1] / "predictions.csv")
     )

@@ -10,6 +10,7 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -18,10 +19,10 @@ import hydra
 import pytorch_lightning as pl
 import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
-from pytorch_lightning.utilities import rank_zero_only
 
 from i3d_train.checkpoint_io import AtomicCheckpointIO
 from i3d_train.data.ucf101 import DatasetFormatError
+from i3d_train.distributed import is_rank_zero, quiet_other_ranks
 from i3d_train.evaluate import PredictionWriter
 from i3d_train.models.inflate import ImageNetWeightsError, init_from_imagenet
 from i3d_train.precision import trainer_config
@@ -143,19 +144,25 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     can be found and resumed (``ckpt_path=last``). Returns the metrics dict that was written.
     """
     start = time.time()
+    quiet_other_ranks()
     out_dir = Path(cfg.paths.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     pl.seed_everything(cfg.seed, workers=True)
     fingerprint = config_fingerprint(cfg, out_dir)
     ckpt_path = resolve_ckpt_path(cfg, out_dir, fingerprint)
     if ckpt_path and (cfg.get("ckpt_path") == "last" or cfg.get("resume")):
-        # Continue in the interrupted run's folder: its checkpoints, best-checkpoint bookkeeping and
-        # logs stay together (this invocation's Hydra folder keeps only its own log).
-        out_dir = Path(ckpt_path).parent.parent
+        # Continue in the interrupted run's folder: its checkpoints, best-checkpoint bookkeeping,
+        # metrics.csv (appended) and train.log (this session's log moves there, and this invocation's
+        # own Hydra folder is removed at the end).
+        stub, out_dir = out_dir, Path(ckpt_path).parent.parent
         with open_dict(cfg):
             cfg.paths.output_dir = str(out_dir)
         log.info("resume: writing into %s", out_dir)
-    if rank_zero_only.rank == 0:
+        if is_rank_zero():
+            _move_log_file(stub, out_dir)
+    else:
+        stub = None
+    if is_rank_zero():
         OmegaConf.save(cfg, out_dir / "config.yaml", resolve=True)
         (out_dir / "fingerprint.txt").write_text(fingerprint + "\n")
 
@@ -163,12 +170,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         _wandb_offline_unless_logged_in()
 
     log.info("data: %s at %s", cfg.data.name, cfg.data.root)
+    # Lightning calls prepare_data (data generation, flow extraction) in one process per node, then
+    # setup in every process, once they are all past a barrier.
     datamodule: pl.LightningDataModule = hydra.utils.instantiate(cfg.data, _convert_="object")
-    try:
-        datamodule.prepare_data()
-        datamodule.setup("fit")
-    except DatasetFormatError as e:
-        raise ConfigError(str(e)) from None
 
     net = hydra.utils.instantiate(cfg.model.net)
     try:
@@ -179,8 +183,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         init = OmegaConf.to_container(init) if isinstance(init, DictConfig) else init
         keep = bool(cfg.protocol.get("keep_classifier", False))
         classes = datamodule.classes if keep else None
-        apply_protocol(net, cfg.protocol.name, init, cfg.model.modality, keep, classes)
-    except (ProtocolError, ImageNetWeightsError) as e:
+        apply_protocol(net, cfg.protocol.name, init, cfg.model.modality, keep, classes, cfg.model.name)
+    except (ProtocolError, ImageNetWeightsError, DatasetFormatError) as e:
         raise ConfigError(str(e)) from None
     module: pl.LightningModule = hydra.utils.instantiate(cfg.module, net=net)
     total, trainable = count_parameters(module.net)
@@ -201,19 +205,56 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             lg.log_hyperparams(
                 {"cfg": OmegaConf.to_container(cfg, resolve=True), "params_total": total, "params_trainable": trainable}
             )
-        metrics = _fit_and_test(cfg, trainer, module, datamodule, ckpt_path, out_dir, start, total, trainable)
+        try:
+            metrics = _fit_and_test(cfg, trainer, module, datamodule, ckpt_path, out_dir, start, total, trainable)
+        except DatasetFormatError as e:
+            raise ConfigError(str(e)) from None
     except BaseException:
-        for lg in loggers:  # a crashed run of a sweep still closes its W&B run (marked failed)
-            if type(lg).__name__ == "WandbLogger" and lg._experiment is not None:
+        for lg in _wandb_loggers(loggers):  # a crashed run of a sweep still closes its W&B run (marked failed)
+            if lg._experiment is not None and trainer.is_global_zero:
                 lg.experiment.finish(exit_code=1)
         raise
-    for lg in loggers:
-        if hasattr(lg, "experiment") and hasattr(lg.experiment, "summary"):
+    if trainer.is_global_zero:  # the other processes' logger experiments are placeholders
+        for lg in _wandb_loggers(loggers):
             lg.experiment.summary.update({f"final/{k}": v for k, v in metrics.items() if not isinstance(v, dict)})
             for stage in ("val", "test"):
                 lg.experiment.summary.update({f"final/{stage}/{k}": v for k, v in metrics[stage].items()})
             lg.experiment.finish()  # each run of a multirun gets its own W&B run
+        if stub is not None:
+            _remove_stub(stub)
     return metrics
+
+
+def _wandb_loggers(loggers: list[Any]) -> list[Any]:
+    from pytorch_lightning.loggers import WandbLogger
+
+    return [lg for lg in loggers if isinstance(lg, WandbLogger)]
+
+
+def _move_log_file(stub: Path, out_dir: Path) -> None:
+    """A resumed session logs into the interrupted run's log file (appended), not its own folder's."""
+    root = logging.getLogger()
+    for h in list(root.handlers):
+        if isinstance(h, logging.FileHandler) and Path(h.baseFilename).parent == stub.resolve():
+            old = Path(h.baseFilename)
+            root.removeHandler(h)
+            h.close()
+            target = out_dir / old.name
+            with open(target, "a") as f:
+                f.write(old.read_text() if old.is_file() else "")
+            old.unlink(missing_ok=True)
+            moved = logging.FileHandler(target, mode="a")
+            moved.setFormatter(h.formatter)
+            moved.setLevel(h.level)
+            root.addHandler(moved)
+            log.info("resume: this session's log continues %s (its own folder was %s)", target, stub)
+
+
+def _remove_stub(stub: Path) -> None:
+    """The resumed session's own Hydra folder, once it holds nothing but Hydra's record and empty logs."""
+    files = [p for p in stub.rglob("*") if p.is_file()]
+    if stub.is_dir() and all(".hydra" in p.relative_to(stub).parts or p.stat().st_size == 0 for p in files):
+        shutil.rmtree(stub, ignore_errors=True)
 
 
 def _fit_and_test(cfg, trainer, module, datamodule, ckpt_path, out_dir, start, total, trainable) -> dict[str, Any]:

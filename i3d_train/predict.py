@@ -130,7 +130,9 @@ def predict(model: InceptionI3d, video: torch.Tensor, fast: bool = True, precisi
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m i3d_train.predict", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(
+        prog="python -m i3d_train.predict", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("video")
     p.add_argument("--weights", default=None, help="state dict from `python -m i3d_train.weights convert`")
     p.add_argument("--top", type=int, default=5)

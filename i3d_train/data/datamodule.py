@@ -122,14 +122,21 @@ def _check_items(name: str, split: str, items: list[VideoItem], where: Path, sto
 
 
 def _check_flow(
-    name: str, split: str, items: list[VideoItem], flow_root: Path, hint: str, fps: float | None = None
+    name: str,
+    split: str,
+    items: list[VideoItem],
+    flow_root: Path,
+    hint: str,
+    fps: float | None = None,
+    method: str | None = None,
 ) -> list[VideoItem]:
     """Drop items without a complete flow folder with one summary line; stop if nothing is left, or if
-    the flow was stored at another frame rate than the model's (checked on the first folder)."""
+    the flow was stored at another frame rate than the model's or computed with another method than
+    ``method`` (checked on the first folder; each clip's folder is checked again when it is read)."""
     found = [it for it in items if is_complete(it.flow_dir)]
     if found:
         try:
-            check_fps(read_meta(found[0].flow_dir), fps, found[0].flow_dir)
+            check_fps(read_meta(found[0].flow_dir, method), fps, found[0].flow_dir)
         except ValueError as e:
             raise DatasetFormatError(str(e)) from None
     if len(found) < len(items):
@@ -171,6 +178,8 @@ class VideoDataModule(pl.LightningDataModule):
         flow_extract: if set, ``{method, fps, short_side, bound, workers, backend, device, batch}`` to
             compute missing flow
             into ``flow_root`` before training (``python -m i3d_train.flow`` does the same by hand).
+        flow_method: the flow the model reads, ``tvl1`` or ``farneback`` (default: ``flow_extract``'s
+            method, else ``tvl1``); stored flow of another method (``meta.json``) is an error.
         storage: ``video`` (decode the files) or ``frames`` (read ``frames_root/<video id without
             suffix>/img_00001.jpg``, ...).
         frames_root: folder of the frame folders.
@@ -203,6 +212,7 @@ class VideoDataModule(pl.LightningDataModule):
         input_small: dict[str, Any] | None = None,
         val_source: str = "held_out",
         val_fraction: float = 0.1,
+        flow_method: str | None = None,
     ) -> None:
         super().__init__()
         self.val_source = val_source
@@ -236,8 +246,14 @@ class VideoDataModule(pl.LightningDataModule):
         self.uses_flow = "flow" in self.clip.modalities
         self.flow_root = Path(flow_root) if flow_root else None
         self.flow_extract = dict(flow_extract or {})
-        if self.flow_extract.get("method", "tvl1") not in METHODS:
-            raise ValueError(f"data.flow_extract.method must be one of {METHODS}, got {self.flow_extract['method']!r}")
+        self.flow_method = flow_method or self.flow_extract.get("method") or "tvl1"
+        if self.flow_method not in METHODS:
+            raise ValueError(f"data.flow_method must be one of {METHODS}, got {self.flow_method!r}")
+        if self.flow_extract and self.flow_extract.setdefault("method", self.flow_method) != self.flow_method:
+            raise ValueError(
+                f"data.flow_extract.method={self.flow_extract['method']} but data.flow_method={self.flow_method}: "
+                "flow is read as it is extracted, set both to the same method"
+            )
         if self.uses_flow and self.flow_root is None:
             raise DatasetFormatError(
                 "the model reads flow but data.flow_root is not set (extract it with "
@@ -297,13 +313,14 @@ class VideoDataModule(pl.LightningDataModule):
             raise DatasetFormatError(
                 f"{self.root}: annotations list {len(lists.classes)} classes, config says data.num_classes={self.num_classes}"
             )
-        hint = f"python -m i3d_train.flow --src {lists.video_dir} --dst {self.flow_root}"
+        method = "" if self.flow_method == "tvl1" else f" --method {self.flow_method}"
+        hint = f"python -m i3d_train.flow --src {lists.video_dir} --dst {self.flow_root}{method}"
         for split in ("train", "val", "test"):
             items = getattr(lists, split)
             items = [self.attach(it) for it in items]
             items = _check_items(self.name, split, items, self.root, self.storage)
             if self.uses_flow and check_flow:
-                items = _check_flow(self.name, split, items, self.flow_root, hint, self.clip.fps)
+                items = _check_flow(self.name, split, items, self.flow_root, hint, self.clip.fps, self.flow_method)
             setattr(lists, split, items)
         return lists
 
@@ -324,6 +341,7 @@ class VideoDataModule(pl.LightningDataModule):
             flow_frames=c.flow_frames,
             flow_stride=c.flow_stride,
             frames_fps=self.frames_fps,
+            flow_method=self.flow_method if self.uses_flow else None,
         )
 
     def setup(self, stage: str | None = None) -> None:

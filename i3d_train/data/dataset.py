@@ -55,6 +55,7 @@ class VideoDataset(Dataset):
             frame, e.g. Two-Stream's 1 RGB frame and the 10 flow frames from it.
         flow_stride: step between flow frames (default ``frame_stride``).
         frames_fps: frame rate of the items' frame folders (``VideoItem.frames_dir``).
+        flow_method: the flow method stored flow must have been computed with (``meta.json``), if set.
     """
 
     def __init__(
@@ -71,8 +72,10 @@ class VideoDataset(Dataset):
         flow_frames: int | None = None,
         flow_stride: int | None = None,
         frames_fps: float = 25.0,
+        flow_method: str | None = None,
     ) -> None:
         self.items = items
+        self.flow_method = flow_method
         self.num_frames = num_frames
         self.fps = fps
         self.frame_stride = frame_stride
@@ -99,12 +102,12 @@ class VideoDataset(Dataset):
     def __len__(self) -> int:
         return len(self.items) * self.num_clips
 
-    @staticmethod
-    def _flow_meta(item: VideoItem) -> dict:
-        """The flow folder's metadata; a video without complete flow counts as unreadable."""
+    def _flow_meta(self, item: VideoItem) -> dict:
+        """The flow folder's metadata; a video without complete flow counts as unreadable, flow of
+        another method than ``flow_method`` is an error (FlowMethodError)."""
         if item.flow_dir is None or not is_complete(item.flow_dir):
             raise VideoDecodeError(f"no complete flow folder for {item.video_id} ({item.flow_dir})")
-        return read_meta(item.flow_dir)
+        return read_meta(item.flow_dir, self.flow_method)
 
     def _flow(self, item: VideoItem, meta: dict, indices, size: tuple[int, int] | None) -> torch.Tensor:
         """Stored flow for ``indices`` as ``(2, T, h, w)``, resized like the frames (vectors scaled

@@ -141,8 +141,19 @@ def is_complete(folder: Path) -> bool:
     return (folder / "meta.json").is_file()
 
 
-def read_meta(folder: str | Path) -> dict:
-    return json.loads((Path(folder) / "meta.json").read_text())
+class FlowMethodError(ValueError):
+    """A flow folder computed with another method than the one asked for (one line for the user)."""
+
+
+def read_meta(folder: str | Path, method: str | None = None) -> dict:
+    """The folder's ``meta.json``; with ``method``, checked to be flow of that method."""
+    meta = json.loads((Path(folder) / "meta.json").read_text())
+    if method is not None and meta.get("method") != method:
+        raise FlowMethodError(
+            f"{folder}: holds {meta.get('method')} flow, expected {method} (meta.json 'method'; "
+            f"set data.flow_method={meta.get('method')} to use it, or point data.flow_root to {method} flow)"
+        )
+    return meta
 
 
 def check_fps(meta: dict, fps: float | None, folder: str | Path) -> None:
