@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from datetime import datetime, timedelta
 
 RUN_TIME_ENV = "I3D_TRAIN_RUN_TIME"
@@ -51,7 +52,9 @@ def share_run_time() -> str:
     """Fix this run's start time (ISO format) in ``$I3D_TRAIN_RUN_TIME`` and return it.
 
     Kept if already set (a process Lightning started for another GPU); under ``torchrun``, rank 0's
-    time for every rank. Call it before Hydra composes the config.
+    time for every rank, and the other ranks get ``hydra.output_subdir=null`` on their command line
+    (as Lightning gives the processes it starts), so that only rank 0 writes the folder's ``.hydra/``.
+    Call it before Hydra reads the command line.
     """
     if os.environ.get(RUN_TIME_ENV):
         return os.environ[RUN_TIME_ENV]
@@ -63,6 +66,8 @@ def share_run_time() -> str:
             store.set(key, stamp)
         else:
             stamp = store.get(key).decode()
+            if not any(a.startswith("hydra.output_subdir=") for a in sys.argv):
+                sys.argv.append("hydra.output_subdir=null")
     os.environ[RUN_TIME_ENV] = stamp
     return stamp
 

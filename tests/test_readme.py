@@ -134,7 +134,8 @@ def test_readme_multiruns_run_on_tiny_data(tmp_path):
 
 def readme_error(start: str) -> str:
     """The README's quoted error line that starts with ``start``."""
-    lines = [line.strip().strip("`") for line in README.splitlines() if line.strip().strip("`").startswith(start)]
+    quoted = re.findall(r"`(error: [^`\n]+)`", README) + [line.strip() for line in README.splitlines()]
+    lines = [q for q in quoted if q.startswith(start)]
     assert lines, start
     return lines[0]
 
@@ -152,7 +153,7 @@ def test_an_architecture_without_released_kinetics_weights_says_how_to_make_them
     cfg = compose_train(tmp_path, ["model=c3d", "protocol=fixed", "paths.root_dir=."])
     with pytest.raises(ConfigError) as e:
         train(cfg)
-    quoted = readme_error("error: initial weights weights/c3d_kinetics400_rgb.pt not found")
+    quoted = readme_error("error: initial weights ./weights/c3d_kinetics400_rgb.pt not found")
     assert quoted.endswith(" ...") and f"error: {e.value}".startswith(quoted[: -len(" ...")])
     assert "python train.py model=c3d data=kinetics400" in str(e.value)
     assert "protocol.init_weights=<run>/checkpoints/<best>.ckpt" in str(e.value)
