@@ -2,8 +2,8 @@
 point them at tiny inputs made here), with assertions on what they write.
 
 Other files hold the rest: ``eval.py`` (test_eval.py), ``extract.py`` (test_extract.py), ``weights
-convert``/``download``/``list`` (test_weights.py, test_download.py), multiruns and ``torchrun``
-(test_scale.py), every model x protocol (test_matrix.py, in-process through the same ``train(cfg)``).
+convert``/``download``/``list`` (test_weights.py, test_download.py), multiruns (test_readme.py,
+test_scale.py) and ``torchrun`` (test_scale.py), every model x protocol (test_matrix.py, in-process through the same ``train(cfg)``).
 """
 
 from __future__ import annotations
