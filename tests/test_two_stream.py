@@ -3,6 +3,8 @@ DataModule (attached, checked, computed on first use), per-stream initial weight
 
 import json
 import logging
+import re
+from pathlib import Path
 
 import pytest
 import torch
@@ -217,3 +219,6 @@ def test_two_stream_trains_end_to_end_with_per_stream_metrics(tmp_path):
     assert {"val/rgb/video_acc_top1", "val/flow/video_acc_top1", "val/fused/video_acc_top1"} <= set(logged)
     assert {"train/rgb/loss", "train/flow/loss"} <= set(logged)
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())["modality"] == "rgb+flow"
+    # The best checkpoint is chosen by the summed validation loss, and named after it.
+    assert re.fullmatch(r"epoch000-loss(\d+\.\d{4})\.ckpt", Path(metrics["best_ckpt"]).name)
+    assert float(Path(metrics["best_ckpt"]).stem.split("-loss")[1]) == pytest.approx(metrics["val"]["loss"], abs=1e-4)
