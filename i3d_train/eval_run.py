@@ -65,6 +65,10 @@ def load_run_config(ckpt_path: str | Path, train_config: str | Path | None = Non
 def _datamodule(cfg: DictConfig, data: DictConfig) -> pl.LightningDataModule:
     """The data module of ``data``, set up for testing on ``cfg.split``."""
     pl.seed_everything(cfg.seed, workers=True)
+    if cfg.split != "val" and "val_source" in data:
+        # the test list is all an evaluation reads: no held-out validation list is needed (a tiny tree
+        # or a single group could not give one)
+        data = OmegaConf.merge(data, {"val_source": "test"})
     try:
         datamodule = hydra.utils.instantiate(data, _convert_="object")
         datamodule.prepare_data()  # the synthetic set, flow configured to be extracted when missing

@@ -292,8 +292,10 @@ def test_defaults_of_the_configs_are_the_names_download_writes():
     weights = raw("extract.yaml")["weights"]
     assert weights["rgb"] == "${paths.root_dir}/weights/" + registry.get("rgb-imagenet").target
     assert weights["flow"] == "${paths.root_dir}/weights/" + registry.get("flow-imagenet").target
-    for p in ("fixed", "full_ft"):
-        init = raw(f"protocol/{p}.yaml")["init_weights"]
+    for p in ("fixed", "full_ft"):  # the protocols start from each model's own Kinetics weights
+        assert raw(f"protocol/{p}.yaml")["init_weights"] == "${model.kinetics_weights}"
+    for model in ("i3d", "i3d_two_stream"):
+        init = raw(f"model/{model}.yaml")["kinetics_weights"]
         assert init.replace("{modality}", "flow") == weights["flow"]
         assert registry.download_command(init.replace("{modality}", "rgb")) == (
             "python -m i3d_train.weights download rgb-imagenet --out ${paths.root_dir}/weights"
