@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,20 @@ from omegaconf import DictConfig, open_dict
 from i3d_train.data.synthetic import write_video
 
 CONF_DIR = str(Path(__file__).resolve().parents[1] / "conf")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist (the README's ``-n 2``): one thread per worker, so two workers share two
+    cores instead of fighting over them, and each worker's ``torchrun`` its own rendezvous port
+    (torchrun reads ``PET_MASTER_PORT``; its default 29500 would collide between workers)."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")  # gw0, gw1, ...
+    if not worker:
+        return
+    os.environ["OMP_NUM_THREADS"] = "1"
+    torch.set_num_threads(1)
+    os.environ["PET_MASTER_PORT"] = str(29600 + 10 * int(worker.removeprefix("gw")))
+
+
 BITS = 8
 STRIPE = 16
 

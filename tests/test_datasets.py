@@ -140,6 +140,31 @@ def test_kinetics400_errors_name_file_and_line(tmp_path):
         parse_kinetics400(root)
 
 
+def test_kinetics400_without_a_training_list_can_be_evaluated_but_not_trained(tmp_path):
+    """Evaluation (stage "test") checks only the lists it reads: a copy with only val.csv and the val
+    videos sets up its test list (val.csv stands in for it); training stops naming train.csv."""
+    root = make_kinetics(tmp_path / "k400")
+    (root / "annotations" / "train.csv").unlink()
+    shutil.rmtree(root / "train")
+    args = ("kinetics400", str(root), 1, 400, {"num_frames": 8, "resize": 64, "crop_size": 56}, None, 2, 0, 1)
+    dm = VideoDataModule(*args, val_source="test")
+    dm.setup("test")
+    assert [it.video_id for it in dm.test_set.items] == [
+        "val/ddddddddddd_000001_000011.mkv",
+        "val/eeeeeeeeeee_000002_000012.mp4",
+    ]
+    assert dm.train_set is None
+    with pytest.raises(DatasetFormatError, match=r"train.csv: file not found"):
+        VideoDataModule(*args).setup("fit")
+    # evaluating on the (held-out) validation list needs val.csv, and nothing else
+    dm = VideoDataModule(*args)
+    dm.setup("test")
+    assert len(dm.lists.val) == 2 and dm.lists.val_source == "held_out"
+    (root / "annotations" / "val.csv").unlink()
+    with pytest.raises(DatasetFormatError, match=r"val.csv: file not found"):
+        VideoDataModule(*args).setup("test")
+
+
 def test_kinetics400_real_val_excerpt(tmp_path):
     (tmp_path / "annotations").mkdir()
     shutil.copy(ASSETS / "kinetics400_excerpt" / "val.csv", tmp_path / "annotations" / "val.csv")

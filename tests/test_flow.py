@@ -72,14 +72,15 @@ def test_storage_round_trip_and_range(tmp_path):
     assert np.array_equal(store.quantize(np.array([-20.0, 0.0, 20.0, 99.0])), [0, 128, 255, 255])
 
 
-def test_cli_resumes_after_interruption_and_reports_failures(tmp_path, capsys):
+@pytest.mark.parametrize("workers", ["1", "2"])  # 1: in this process; 2: a spawned pool
+def test_cli_resumes_after_interruption_and_reports_failures(tmp_path, capsys, workers):
     frames, _ = translating_square(n=6, h=48, w=64, size=16)
     src = tmp_path / "videos"
     for name in ("a", "b"):
         write_video(src / "cls" / f"{name}.mp4", frames, 25)
     (src / "cls" / "bad.mp4").write_bytes(b"\x00" * 64)
     dst = tmp_path / "flow"
-    args = ["--src", str(src), "--dst", str(dst), "--method", "farneback", "--short-side", "0", "--workers", "2"]
+    args = ["--src", str(src), "--dst", str(dst), "--method", "farneback", "--short-side", "0", "--workers", workers]
     assert flow_main(args) == 1  # bad.mp4 failed, the others done
     out = capsys.readouterr().out
     assert "2 done, 0 skipped" in out and "1 failed" in out and "bad.mp4" in out

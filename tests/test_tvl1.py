@@ -235,13 +235,14 @@ def test_readme_torch_flow_command_makes_folders_interchangeable_with_opencv(tmp
 def test_readme_torchrun_command_splits_videos_over_ranks(tmp_path):
     from i3d_train.sharding import shard_of
 
-    names = ["a", "b", "c", "d"]
+    names = ["a", "d"]  # one video per rank (shard_of: "Cls/a" -> 1, "Cls/d" -> 0)
     _tiny_videos(tmp_path / "data/ucf101/UCF-101/Cls", names)
     r = _flow_cmd(
         "torchrun --nproc-per-node 2 -m i3d_train.flow --src data/ucf101/UCF-101 --dst data/ucf101/flow", tmp_path
     )
     assert r.returncode == 0, r.stderr
     per_rank = [sum(shard_of(f"Cls/{n}", 2) == k for n in names) for k in (0, 1)]
+    assert per_rank == [1, 1]
     for k in (0, 1):  # each rank took the videos of its shard, and did each once
         assert f"shard {k}/2 from torchrun (RANK/WORLD_SIZE): {per_rank[k]} videos" in r.stdout
         assert f"flow: {per_rank[k]} done" in r.stdout

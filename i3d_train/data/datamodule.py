@@ -105,6 +105,9 @@ def attach_folders(item: VideoItem, frames_root: Path | None, flow_root: Path | 
     )
 
 
+SPLITS = ("train", "val", "test")
+
+
 def item_exists(item: VideoItem) -> bool:
     """Its frame folder, if it is read from one, else its video file."""
     return item.frames_dir.is_dir() if item.frames_dir is not None else item.path.is_file()
@@ -296,15 +299,28 @@ class VideoDataModule(pl.LightningDataModule):
             log.warning("flow failed: %s: %s", path, why)
         return summary
 
-    def parse(self, check_flow: bool = True) -> SplitLists:
+    def parse(self, check_flow: bool = True, splits: tuple[str, ...] = SPLITS) -> SplitLists:
         """Parse the annotations, attach frame/flow folders, drop items whose data is missing (one
-        summary line per split), and stop if a split is left empty."""
+        summary line per split), and stop if a split is left empty.
+
+        Only the lists in ``splits`` are checked (evaluation reads the test list, and the validation
+        list when it evaluates on it): a Kinetics-400 copy with only ``val.csv`` and its videos can be
+        evaluated without the training list.
+        """
         if self.name not in PARSERS:
             raise ValueError(f"unknown dataset {self.name!r}; expected one of: {', '.join(PARSERS)}")
-        lists = with_validation(
-            PARSERS[self.name](self.root, self.split), self.name, self.val_source, self.val_fraction
-        )
-        if not lists.val:
+        if self.name == "kinetics400":
+            # the files a run needs: train.csv to train, val.csv to validate; the test list is
+            # test.csv when labelled, else val.csv (either is enough to evaluate)
+            raw = parse_kinetics400(self.root, self.split, required=tuple(s for s in ("train", "val") if s in splits))
+        else:
+            raw = PARSERS[self.name](self.root, self.split)
+        lists = with_validation(raw, self.name, self.val_source, self.val_fraction)
+        if "test" in splits and not lists.test:
+            raise DatasetFormatError(
+                f"{self.root}: no labelled test list to evaluate on (Kinetics-400: annotations/val.csv or a labelled test.csv)"
+            )
+        if "val" in splits and not lists.val:
             raise DatasetFormatError(
                 f"{self.name} split {self.split}: no validation videos ({lists.val_rule}); raise data.val_fraction "
                 "or set data.val_source=test"
@@ -315,7 +331,7 @@ class VideoDataModule(pl.LightningDataModule):
             )
         method = "" if self.flow_method == "tvl1" else f" --method {self.flow_method}"
         hint = f"python -m i3d_train.flow --src {lists.video_dir} --dst {self.flow_root}{method}"
-        for split in ("train", "val", "test"):
+        for split in splits:
             items = getattr(lists, split)
             items = [self.attach(it) for it in items]
             items = _check_items(self.name, split, items, self.root, self.storage)
@@ -349,8 +365,15 @@ class VideoDataModule(pl.LightningDataModule):
             return
         if self.synthetic is not None:  # in-process callers (tests) may skip prepare_data
             generate(self.root, self.synthetic)
-        self.lists = self.parse()
-        self.train_set = self._dataset(self.lists.train, True, RandomClipSampler())
+        # evaluation (stage "test") reads the test list, and the validation list when it is held out
+        # (eval.py split=val); training reads all three
+        if stage in ("test", "predict"):
+            splits = ("val", "test") if self.val_source != "test" else ("test",)
+        else:
+            splits = SPLITS
+        self.lists = self.parse(splits=splits)
+        if "train" in splits:
+            self.train_set = self._dataset(self.lists.train, True, RandomClipSampler())
         self.val_set = self._dataset(self.lists.val, False, CenterClipSampler())
         self.test_set = self._dataset(self.lists.test, False, self.test_sampler(), self.test_crops)
 

@@ -82,6 +82,16 @@ def extract_many(pairs: list[tuple[Path, Path]], opts: ExtractOptions, workers: 
     if not jobs:
         return {"done": 0, "skipped": skipped, "failed": [], "flow_frames": 0, "fps_per_worker": 0.0}
     procs, devices, threads = plan_workers(opts, workers)
+    desc = f"flow ({opts.method})"
+    if procs == 1 and not devices:
+        # one worker: in this process (a spawned process would first spend seconds importing torch)
+        for job in tqdm(jobs, desc=desc, unit="video"):
+            try:
+                _, n, secs = _work(job)
+                done, frames, busy = done + 1, frames + n, busy + secs
+            except Exception as e:  # noqa: BLE001 - one bad video must not stop the rest
+                failed.append((str(job[0]), f"{type(e).__name__}: {e}"))
+        return _summary(done, skipped, failed, frames, busy)
     # spawn, not fork: forking a process whose OpenCV/torch thread pools are running can deadlock.
     ctx = multiprocessing.get_context("spawn")
     queue = None
@@ -91,12 +101,16 @@ def extract_many(pairs: list[tuple[Path, Path]], opts: ExtractOptions, workers: 
             queue.put(d)
     with ProcessPoolExecutor(procs, mp_context=ctx, initializer=_init_worker, initargs=(queue, threads)) as pool:
         futures = {pool.submit(_work, j): j[0] for j in jobs}
-        for fut in tqdm(as_completed(futures), total=len(futures), desc=f"flow ({opts.method})", unit="video"):
+        for fut in tqdm(as_completed(futures), total=len(futures), desc=desc, unit="video"):
             try:
                 _, n, secs = fut.result()
                 done, frames, busy = done + 1, frames + n, busy + secs
             except Exception as e:  # noqa: BLE001 - one bad video must not stop the rest
                 failed.append((str(futures[fut]), f"{type(e).__name__}: {e}"))
+    return _summary(done, skipped, failed, frames, busy)
+
+
+def _summary(done: int, skipped: int, failed: list, frames: int, busy: float) -> dict:
     return {
         "done": done,
         "skipped": skipped,
