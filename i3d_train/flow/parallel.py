@@ -77,21 +77,35 @@ def extract_many(pairs: list[tuple[Path, Path]], opts: ExtractOptions, workers: 
     """Flow of each ``(video, folder)`` pair whose folder is not complete yet, over ``workers``
     processes. Returns counts (done, skipped, failed with reasons, flow frames, frames/s per worker)."""
     jobs = [(video, folder, opts) for video, folder in pairs if not is_complete(folder)]
-    skipped = len(pairs) - len(jobs)
     done, failed, frames, busy = 0, [], 0, 0.0
-    if not jobs:
-        return {"done": 0, "skipped": skipped, "failed": [], "flow_frames": 0, "fps_per_worker": 0.0}
-    procs, devices, threads = plan_workers(opts, workers)
-    desc = f"flow ({opts.method})"
-    if procs == 1 and not devices:
-        # one worker: in this process (a spawned process would first spend seconds importing torch)
-        for job in tqdm(jobs, desc=desc, unit="video"):
-            try:
-                _, n, secs = _work(job)
+    if jobs:
+        outcomes = _run(jobs, *plan_workers(opts, workers))
+        for video, outcome in tqdm(outcomes, total=len(jobs), desc=f"flow ({opts.method})", unit="video"):
+            if isinstance(outcome, Exception):  # one bad video must not stop the rest
+                failed.append((str(video), f"{type(outcome).__name__}: {outcome}"))
+            else:
+                _, n, secs = outcome
                 done, frames, busy = done + 1, frames + n, busy + secs
-            except Exception as e:  # noqa: BLE001 - one bad video must not stop the rest
-                failed.append((str(job[0]), f"{type(e).__name__}: {e}"))
-        return _summary(done, skipped, failed, frames, busy)
+    return {
+        "done": done,
+        "skipped": len(pairs) - len(jobs),
+        "failed": failed,
+        "flow_frames": frames,
+        "fps_per_worker": frames / busy if busy else 0.0,
+    }
+
+
+def _run(jobs: list, procs: int, devices: list[str] | None, threads: int):
+    """Yield ``(video, outcome)`` per job as it ends: ``_work``'s result, or the exception it raised.
+    One CPU worker runs the jobs in this process (a spawned one would first spend seconds importing
+    torch); more, or GPUs, a pool of spawned processes."""
+    if procs == 1 and not devices:
+        for job in jobs:
+            try:
+                yield job[0], _work(job)
+            except Exception as e:  # noqa: BLE001 - reported by the caller, the next job goes on
+                yield job[0], e
+        return
     # spawn, not fork: forking a process whose OpenCV/torch thread pools are running can deadlock.
     ctx = multiprocessing.get_context("spawn")
     queue = None
@@ -101,20 +115,8 @@ def extract_many(pairs: list[tuple[Path, Path]], opts: ExtractOptions, workers: 
             queue.put(d)
     with ProcessPoolExecutor(procs, mp_context=ctx, initializer=_init_worker, initargs=(queue, threads)) as pool:
         futures = {pool.submit(_work, j): j[0] for j in jobs}
-        for fut in tqdm(as_completed(futures), total=len(futures), desc=desc, unit="video"):
+        for fut in as_completed(futures):
             try:
-                _, n, secs = fut.result()
-                done, frames, busy = done + 1, frames + n, busy + secs
-            except Exception as e:  # noqa: BLE001 - one bad video must not stop the rest
-                failed.append((str(futures[fut]), f"{type(e).__name__}: {e}"))
-    return _summary(done, skipped, failed, frames, busy)
-
-
-def _summary(done: int, skipped: int, failed: list, frames: int, busy: float) -> dict:
-    return {
-        "done": done,
-        "skipped": skipped,
-        "failed": failed,
-        "flow_frames": frames,
-        "fps_per_worker": frames / busy if busy else 0.0,
-    }
+                yield futures[fut], fut.result()
+            except Exception as e:  # noqa: BLE001 - reported by the caller, the next job goes on
+                yield futures[fut], e
