@@ -147,5 +147,6 @@ def test_extract_py_same_stems_in_two_folders_and_reextraction_on_new_settings(t
     assert "2 done, 0 skipped (already complete), 0 failed; 2 of the done re-extracted" in out
     manifest = json.loads((tmp_path / "f" / "a" / "clip.json").read_text())
     assert manifest["settings"]["common"]["step"] == 4 and manifest["num_snippets"] == 2
+    assert "0 done, 2 skipped" in extract("step=4")  # the same settings again: skipped
     torch.save(InceptionI3d(400).state_dict(), tmp_path / "rgb.pt")  # other weights, same path
     assert "2 of the done re-extracted" in extract("step=4")

@@ -90,6 +90,7 @@ def test_every_model_protocol_and_test_protocol(shared, tmp_path, model, protoco
     if protocol != "original":
         overrides.append(f"protocol.init_weights='{weights[model]}'")
     metrics = train(compose_run(tmp_path, data_dir, overrides))
+    assert metrics["model"] == model
     # fast_dev_run tests one batch: 4 clips (data.batch_size) of the tiny set's 8 test videos (clips of a
     # video are consecutive), except the paper protocol (batch size 1: one whole video). Two-Stream has
     # its own 25 test clips per video.

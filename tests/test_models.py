@@ -1,4 +1,4 @@
-"""The paper's five architectures (Table 1): sizes, shapes, gradients, and every model config trains."""
+"""The paper's five architectures (Table 1): sizes, shapes, gradients (every model config trains: test_matrix.py)."""
 
 from pathlib import Path
 
@@ -14,8 +14,6 @@ from i3d_train.models.multistream import MultiStream
 from i3d_train.models.two_stream import FusedTwoStream, TwoStream2D, stack_flow
 from i3d_train.module import VideoClassifier
 from tests.conftest import compose_train
-
-MODEL_CONFIGS = sorted(p.stem for p in (Path(__file__).resolve().parents[1] / "conf" / "model").glob("*.yaml"))
 
 # Paper Table 1 parameter counts (millions), 400 Kinetics classes.
 PAPER_PARAMS = {"convnet_lstm": 9, "c3d": 79, "two_stream": 12, "fused_two_stream": 39, "i3d_two_stream": 25}

@@ -263,6 +263,7 @@ class VideoDataModule(pl.LightningDataModule):
                 "`python -m i3d_train.flow --src <videos> --dst <flow_root>`, then data.flow_root=<flow_root>)"
             )
         self.lists: SplitLists | None = None
+        self._parsed: tuple[str, ...] = ()  # the lists setup() checked
         self.train_set: VideoDataset | None = None
         self.val_set: VideoDataset | None = None
         self.test_set: VideoDataset | None = None
@@ -361,20 +362,22 @@ class VideoDataModule(pl.LightningDataModule):
         )
 
     def setup(self, stage: str | None = None) -> None:
-        if self.lists is not None:
-            return
-        if self.synthetic is not None:  # in-process callers (tests) may skip prepare_data
-            generate(self.root, self.synthetic)
         # evaluation (stage "test") reads the test list, and the validation list when it is held out
         # (eval.py split=val); training reads all three
         if stage in ("test", "predict"):
             splits = ("val", "test") if self.val_source != "test" else ("test",)
         else:
             splits = SPLITS
+        if self.lists is not None and set(splits) <= set(self._parsed):
+            return  # already set up for these lists (a later stage needing more parses again)
+        if self.synthetic is not None:  # in-process callers (tests) may skip prepare_data
+            generate(self.root, self.synthetic)
         self.lists = self.parse(splits=splits)
+        self._parsed = splits
         if "train" in splits:
             self.train_set = self._dataset(self.lists.train, True, RandomClipSampler())
-        self.val_set = self._dataset(self.lists.val, False, CenterClipSampler())
+        if "val" in splits:
+            self.val_set = self._dataset(self.lists.val, False, CenterClipSampler())
         self.test_set = self._dataset(self.lists.test, False, self.test_sampler(), self.test_crops)
 
     @property
