@@ -1,14 +1,25 @@
 """Feature extraction: is decoding hidden behind the model? And is memory bounded on long videos?
 
     python benchmarks/extract_speed.py                          # CPU: RGB from videos, flow from folders
-    python benchmarks/extract_speed.py --device cuda --videos 8 --frames 600 --size 224 --workers 8
+    python benchmarks/extract_speed.py --step 4                 # the THUMOS-14 recipe's step (4 new frames per snippet)
+    python benchmarks/extract_speed.py --device cuda --videos 16 --frames 600 --source 320x240 \
+        --size 224 --frame-size 340x256 --step 4 --batch 32 --workers 8,15   # a GPU, thumos14_i3d's geometry
     python benchmarks/extract_speed.py --memory 30              # peak memory of a synthetic 30-minute video
 
-Speed: synthetic videos (and their stored flow folders, written first with ``python -m i3d_train.flow``'s
-code) go through the overlapped pipeline (:mod:`i3d_train.extract_pipeline`, ``--workers`` DataLoader
-workers) end to end, and the model alone runs on the same snippets, already prepared in memory. Printed:
-snippets/s of each and their ratio (1.0: decoding entirely hidden), for RGB from video files and for flow
-from folders.
+Speed: synthetic videos (a textured background panning under a moving square, with sensor noise, H.264)
+and flow folders in ``python -m i3d_train.flow``'s format (synthetic smooth fields) go through the
+overlapped pipeline (:mod:`i3d_train.extract_pipeline`: ``--workers`` DataLoader workers decode, resize
+and crop; the main process runs the model and writes). For each modality and worker count it prints:
+
+- **loader alone**: snippets/s of the workers with no model (the decoding capacity);
+- **model alone**: snippets/s of the model on the same snippets prepared beforehand in memory (pinned on
+  a GPU): upload, forward, features back;
+- **end to end**: ``run_pipeline`` (decoding, model, writing ``.npy`` files), and the ratio end to end /
+  model alone (1.0: decoding entirely hidden).
+
+On a CPU the workers and the model share the cores, so the ratio cannot pass about
+``1 / (1 + model alone / loader alone with 1 worker)`` (the model's rate over one worker's is the CPU
+time decoding needs per unit of the model's); on a GPU the model leaves the CPU to the workers.
 
 Memory: ``python extract.py`` (the user's command, RGB, small frames, ``--memory-step`` frames between
 snippets to keep it short) on a synthetic low-resolution video of ``--memory`` minutes and on a
@@ -19,19 +30,31 @@ sampled every 0.1 s from /proc) is printed for both.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
+from fractions import Fraction
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 
-from i3d_train.data.synthetic import SyntheticConfig, render_video, write_video
-from i3d_train.extract_pipeline import Job, SnippetBatches, StreamSettings, Work, Writer, run_pipeline, to_model_input
-from i3d_train.flow.extract import ExtractOptions, extract_video
+from i3d_train.extract_pipeline import (
+    Job,
+    SnippetBatches,
+    StreamSettings,
+    Work,
+    Writer,
+    run_pipeline,
+    snippet_loader,
+    to_model_input,
+)
+from i3d_train.flow.extract import FlowStore, write_flow_folder
 from i3d_train.inference import prepare
 from i3d_train.models.i3d import InceptionI3d
 
@@ -42,63 +65,134 @@ def never(_: str) -> bool:
     return False
 
 
-def speed(args, tmp: Path, modality: str) -> None:
+def size_arg(text: str) -> tuple[int, int]:
+    w, h = text.lower().split("x")
+    return int(w), int(h)
+
+
+def textured_video(path: Path, frames: int, width: int, height: int, seed: int, fps: int = 25) -> None:
+    """A smooth random texture panning 2 px/frame, a bright square crossing it, and +-6 grey levels of
+    noise per frame (so the encoder and decoder work as on camera footage), H.264 (veryfast)."""
+    import av
+
+    rng = np.random.default_rng(seed)
+    coarse = rng.integers(0, 256, (height // 8 + 1, width // 8 + 1, 3), dtype=np.uint8)
+    tex = cv2.resize(coarse, (width, height), interpolation=cv2.INTER_CUBIC).astype(np.int16)
+    with av.open(str(path), mode="w") as c:
+        st = c.add_stream("libx264", rate=fps)
+        st.width, st.height, st.pix_fmt = width, height, "yuv420p"
+        st.options = {"preset": "veryfast", "g": "250"}
+        for i in range(frames):
+            f = np.roll(tex, (i, 2 * i), axis=(0, 1)) + rng.integers(-6, 7, tex.shape, dtype=np.int16)
+            x, y = (5 * i) % (width - 32), height // 3
+            f[y : y + 32, x : x + 32] = 250
+            fr = av.VideoFrame.from_ndarray(np.clip(f, 0, 255).astype(np.uint8), format="rgb24")
+            fr.pts, fr.time_base = i, Fraction(1, fps)
+            c.mux(st.encode(fr))
+        c.mux(st.encode())
+
+
+def flow_folder(folder: Path, frames: int, width: int, height: int, seed: int, fps: int = 25) -> None:
+    """A flow folder as ``python -m i3d_train.flow`` writes it (JPEG pairs + meta.json), of smooth random
+    fields: reading it costs what reading computed flow costs."""
+    rng = np.random.default_rng(seed)
+    fields = []
+    for _ in range(8):
+        coarse = rng.normal(0, 6, (height // 16 + 1, width // 16 + 1, 2)).astype(np.float32)
+        fields.append(cv2.resize(coarse, (width, height), interpolation=cv2.INTER_CUBIC))
+    flow = np.stack([fields[i % 8] for i in range(frames - 1)])
+    meta = {"source": "synthetic", "fps": fps, "height": height, "width": width, "frames": frames,
+            "flow_frames": frames - 1, "method": "tvl1", "backend": "synthetic", "bound": 20.0,
+            "jpeg_quality": 95, "short_side": min(width, height)}  # fmt: skip
+    write_flow_folder(folder, flow, FlowStore(20.0, 95), meta)
+
+
+def make_inputs(args, tmp: Path, modalities: list[str]) -> list[Job]:
+    """The videos (and flow folders), made in parallel on every core."""
+    sw, sh = args.source or (args.size + 64, args.size + 32)
+    fw, fh = args.frame_size or (round(sw * (args.size + 32) / min(sw, sh)), round(sh * (args.size + 32) / min(sw, sh)))
+    jobs, todo = [], []
+    with ProcessPoolExecutor(max(1, min(args.videos, os.cpu_count() or 1))) as pool:
+        for i in range(args.videos):
+            v, fdir = tmp / "videos" / f"v{i}.mp4", tmp / "flow" / f"v{i}"
+            v.parent.mkdir(parents=True, exist_ok=True)
+            todo.append(pool.submit(textured_video, v, args.frames, sw, sh, i))
+            if "flow" in modalities:
+                todo.append(pool.submit(flow_folder, fdir, args.frames, fw, fh, 1000 + i))
+            jobs.append(Job(v, f"v{i}", fdir if "flow" in modalities else None))
+        for t in todo:
+            t.result()
+    return jobs
+
+
+def speed(args, tmp: Path, jobs: list[Job], modality: str) -> list[dict]:
     device = torch.device(args.device)
-    videos, jobs = tmp / "videos", []
-    for i in range(args.videos):
-        v = videos / f"v{i}.mp4"
-        if not v.exists():
-            cfg = SyntheticConfig(num_frames=args.frames, height=args.size + 32, width=args.size + 64, seed=i)
-            write_video(v, render_video(cfg, i % 5, i % 3), 25)
-        flow_dir = tmp / "flow" / f"v{i}"
-        if modality == "flow" and not (flow_dir / "meta.json").exists():
-            extract_video(v, flow_dir, ExtractOptions(method="farneback", short_side=args.size + 32))
-        jobs.append(Job(v, f"v{i}", flow_dir if modality == "flow" else None))
     s = StreamSettings(
         fps=25.0,
         stack=16,
         step=args.step,
         short_side=args.size + 32,
+        frame_size=args.frame_size,
         crop_size=args.size,
         batch_size=args.batch,
         flow_source="folder",
     )
     model = prepare(InceptionI3d(400, 3 if modality == "rgb" else 2).to(device), precision=args.precision)
+    run = 0
 
-    def work(out: Path) -> Work:
-        return Work(jobs, s, [modality], out, os.getpid(), never)
+    def work() -> Work:
+        nonlocal run
+        run += 1
+        return Work(jobs, s, [modality], tmp / f"out_{modality}_{run}", os.getpid(), never)
 
-    # the model alone, on the same snippets prepared beforehand
-    items = list(SnippetBatches(work(tmp / f"prepared_{modality}_{time.time_ns()}")))  # (its locks stay there)
-    errors = [i["error"] for i in items if i["kind"] == "error"]
-    if errors:
-        raise SystemExit(f"{modality}: {errors[0]}")
-    batches = [b for b in items if b["kind"] == "batch"]
-    n = sum(len(b["names"]) for b in batches)
+    # the model alone, on snippets prepared beforehand (up to --model-snippets of them)
+    batches, n_alone = [], 0
+    for item in SnippetBatches(work()):
+        if item["kind"] == "error":
+            raise SystemExit(f"{modality}: {item['error']}")
+        if item["kind"] == "batch":
+            x = item[modality].flatten(0, 1)
+            batches.append(x.pin_memory() if device.type == "cuda" else x)
+            n_alone += len(item["names"])
+            if n_alone >= args.model_snippets:
+                break
 
     def model_alone() -> float:
+        outs = []
         t = time.perf_counter()
-        for b in batches:
-            x = b[modality].flatten(0, 1)
-            model(to_model_input(x.pin_memory() if device.type == "cuda" else x, modality, device), "extract_features")
-        if device.type == "cuda":
-            torch.cuda.synchronize()
+        for x in batches:
+            outs.append(model(to_model_input(x, modality, device), "extract_features"))
+        feats = [o.cpu() for o in outs]
+        del feats
         return time.perf_counter() - t
 
-    model_alone()  # warm-up: every batch shape once
-    took = model_alone()
-    alone = n / took
-    # end to end
-    out = tmp / f"out_{modality}_{time.time_ns()}"
-    t = time.perf_counter()
-    r = run_pipeline(work(out), {modality: model}, Writer(out, [modality], "separate", False, {}), args.workers)
-    e2e = n / (time.perf_counter() - t)
-    assert len(r["done"]) == len(jobs), r
-    print(
-        f"{modality:>4} ({'video files' if modality == 'rgb' else 'flow folders'}): {n} snippets of 16x{args.size}x"
-        f"{args.size}, batch {args.batch}, {args.workers} workers, {device.type} {model.dtype or 'fp32'}: "
-        f"model alone {alone:.2f} snippets/s, end to end {e2e:.2f} snippets/s, ratio {e2e / alone:.2f}"
-    )
+    model_alone()  # warm-up: every batch shape once (and cudnn's choice of kernels)
+    alone = n_alone / min(model_alone() for _ in range(args.repeat))
+    what = "video files" if modality == "rgb" else "flow folders"
+    geometry = f"16x{args.size}x{args.size}, step {args.step}, batch {args.batch}"
+    print(f"{modality:>4} ({what}; {geometry}; {device.type} {model.dtype or 'fp32'}): model alone {alone:.1f} snippets/s"
+          f" ({n_alone} snippets, best of {args.repeat})", flush=True)  # fmt: skip
+    rows = []
+    for workers in args.workers:
+        # the loader alone: the workers' output, consumed and dropped
+        t, n = time.perf_counter(), 0
+        for item in snippet_loader(work(), device, workers, args.prefetch):
+            if item["kind"] == "batch":
+                n += len(item["names"])
+        loader = n / (time.perf_counter() - t)
+        # end to end
+        w = work()
+        out = w.out_dir
+        t = time.perf_counter()
+        r = run_pipeline(w, {modality: model}, Writer(out, [modality], "separate", False, {}), workers, args.prefetch)
+        e2e = n / (time.perf_counter() - t)
+        assert len(r["done"]) == len(jobs), r
+        row = {"modality": modality, "workers": workers, "snippets": n, "loader_alone": round(loader, 2),
+               "model_alone": round(alone, 2), "end_to_end": round(e2e, 2), "ratio": round(e2e / alone, 3)}  # fmt: skip
+        rows.append(row)
+        print(f"     {workers:>2} workers, {n} snippets: loader alone {loader:.1f} snippets/s, end to end {e2e:.1f} "
+              f"snippets/s, ratio end to end / model alone {e2e / alone:.2f}", flush=True)  # fmt: skip
+    return rows
 
 
 def tree_rss(pid: int) -> int:
@@ -177,25 +271,47 @@ def memory(args, tmp: Path) -> None:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--device", default="cpu")
-    p.add_argument("--videos", type=int, default=2)
-    p.add_argument("--frames", type=int, default=80)
-    p.add_argument("--size", type=int, default=112, help="crop size (frames are size+32 high, size+64 wide)")
+    p.add_argument("--videos", type=int, default=4)
+    p.add_argument("--frames", type=int, default=240)
+    p.add_argument("--size", type=int, default=112, help="crop size")
+    p.add_argument(
+        "--source", type=size_arg, default=None, help="WxH of the synthetic videos (default: size+64 x size+32)"
+    )
+    p.add_argument(
+        "--frame-size", type=size_arg, default=None, help="WxH: squash frames to it (default: short side size+32)"
+    )
     p.add_argument("--step", type=int, default=16)
     p.add_argument("--batch", type=int, default=4)
-    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--workers", type=lambda t: [int(x) for x in t.split(",")], default=[1, 2], help="e.g. 1,2")
+    p.add_argument("--prefetch", type=int, default=2, help="batches ready ahead per worker")
     p.add_argument("--precision", default="auto")
     p.add_argument("--modalities", default="rgb,flow")
+    p.add_argument("--model-snippets", type=int, default=512, help="snippets the model-alone figure runs on (at most)")
+    p.add_argument("--repeat", type=int, default=2, help="model-alone runs (the best is kept)")
+    p.add_argument("--json", type=Path, default=None, help="also write the figures here")
     p.add_argument("--memory", type=float, default=0, help="minutes of synthetic video to extract (0: no memory run)")
     p.add_argument("--memory-step", type=int, default=64, help="frames between snippets in the memory run")
     args = p.parse_args()
-    print(f"torch threads {torch.get_num_threads()}, {os.cpu_count()} CPUs (a shared machine: figures vary)")
+    name = torch.cuda.get_device_name() if args.device.startswith("cuda") else "CPU"
+    print(f"{name}; torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs", flush=True)
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         if args.memory:
             memory(args, tmp)
             return
-        for m in args.modalities.split(","):
-            speed(args, tmp, m)
+        modalities = args.modalities.split(",")
+        t = time.perf_counter()
+        jobs = make_inputs(args, tmp, modalities)
+        print(
+            f"inputs: {args.videos} videos x {args.frames} frames made in {time.perf_counter() - t:.0f} s", flush=True
+        )
+        rows = [r for m in modalities for r in speed(args, tmp, jobs, m)]
+        if args.json:
+            args.json.write_text(
+                json.dumps(
+                    {"device": name, "args": vars(args) | {"json": str(args.json)}, "rows": rows}, indent=1, default=str
+                )
+            )
 
 
 if __name__ == "__main__":

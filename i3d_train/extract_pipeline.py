@@ -10,7 +10,8 @@ in the main process, memory bounded whatever the video length.
   the bytes of float), flow as ``float32``. A batch may hold the end of one video and the start of the
   next.
 - **The main process** only moves batches to the device (pinned memory and prefetch on GPU), runs the
-  model and writes each row straight into a memory-mapped ``.npy`` under a temporary name. When a
+  model (on a GPU it queues the next batch before writing the previous one's rows, so the GPU does not
+  wait for the writing) and writes each row straight into a memory-mapped ``.npy`` under a temporary name. When a
   video's last row is in, the files are renamed and the manifest written (last: its presence means
   complete), and the lock released.
 
@@ -377,6 +378,19 @@ def to_model_input(x: torch.Tensor, modality: str, device: torch.device) -> torc
     return x
 
 
+def snippet_loader(work: Work, device: torch.device, num_workers: int = 2, prefetch_factor: int = 2) -> DataLoader:
+    """The workers' side: :class:`SnippetBatches` items from ``num_workers`` processes (0: in this one),
+    into pinned memory when the model is on a GPU."""
+    return DataLoader(
+        SnippetBatches(work),
+        batch_size=None,
+        num_workers=num_workers,
+        pin_memory=device.type == "cuda",
+        prefetch_factor=prefetch_factor if num_workers > 0 else None,
+        persistent_workers=False,
+    )
+
+
 def run_pipeline(
     work: Work,
     models: dict[str, InferenceModel],
@@ -388,14 +402,7 @@ def run_pipeline(
     """Extract every job of ``work``; ``on_video(name, status, error)`` is called as each video ends
     (status ``done``, ``failed``, ``complete`` or ``busy``). Returns the lists of names per status."""
     device = next(iter(models.values())).device
-    loader = DataLoader(
-        SnippetBatches(work),
-        batch_size=None,
-        num_workers=num_workers,
-        pin_memory=device.type == "cuda",
-        prefetch_factor=prefetch_factor if num_workers > 0 else None,
-        persistent_workers=False,
-    )
+    loader = snippet_loader(work, device, num_workers, prefetch_factor)
     result: dict[str, list] = {"done": [], "failed": [], "complete": [], "busy": []}
 
     def ended(name: str, status: str, error: str | None = None) -> None:
@@ -405,9 +412,28 @@ def run_pipeline(
         if on_video is not None:
             on_video(name, status, error)
 
+    pending: list = []  # on a GPU: the last batch's features, still being computed and copied
+
+    def write(item: dict, out: dict, done: torch.cuda.Event | None) -> None:
+        if done is not None:
+            done.synchronize()
+        out = {m: o.numpy() for m, o in out.items()}
+        for r, (name, k) in enumerate(zip(item["names"], item["snippets"], strict=True)):
+            if writer.rows(name, k, {m: out[m][r] for m in work.modalities}):
+                writer.finish(name)
+                ended(name, "done")
+        for name in set(item["names"]) & set(writer.open):
+            VideoLock(lock_path(work.out_dir, name), work.owner_pid).refresh()
+
+    def flush() -> None:
+        while pending:
+            write(*pending.pop(0))
+
     try:
         for item in loader:
             kind = item["kind"]
+            if kind != "batch":
+                flush()  # rows of earlier batches first: an error or skip may end their videos
             if kind == "skip":
                 ended(item["name"], item["why"])
             elif kind == "start":
@@ -420,15 +446,20 @@ def run_pipeline(
                 for m in work.modalities:
                     x = item[m]
                     b, v = x.shape[:2]
-                    out[m] = models[m](to_model_input(x.flatten(0, 1), m, device), "extract_features")
-                    out[m] = out[m].view(b, v, -1).cpu().numpy()
-                for r, (name, k) in enumerate(zip(item["names"], item["snippets"], strict=True)):
-                    if writer.rows(name, k, {m: out[m][r] for m in work.modalities}):
-                        writer.finish(name)
-                        ended(name, "done")
-                for name in set(item["names"]) & set(writer.open):
-                    VideoLock(lock_path(work.out_dir, name), work.owner_pid).refresh()
+                    f = models[m](to_model_input(x.flatten(0, 1), m, device), "extract_features").view(b, v, -1)
+                    if device.type == "cuda":  # copied back without waiting: the GPU goes on to the next batch
+                        out[m] = torch.empty(f.shape, dtype=f.dtype, pin_memory=True).copy_(f, non_blocking=True)
+                    else:
+                        out[m] = f.cpu()
+                done = None
+                if device.type == "cuda":
+                    done = torch.cuda.Event()
+                    done.record()
+                flush()  # the previous batch is written while this one runs
+                pending.append((item, out, done))
+        flush()
     finally:
+        pending.clear()
         for name in list(writer.open):  # interrupted: nothing half-written stays
             writer.discard(name)
             VideoLock(lock_path(work.out_dir, name), work.owner_pid).release()
