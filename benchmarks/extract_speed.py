@@ -50,6 +50,7 @@ from i3d_train.extract_pipeline import (
     StreamSettings,
     Work,
     Writer,
+    for_models,
     run_pipeline,
     snippet_loader,
     to_model_input,
@@ -143,7 +144,7 @@ def speed(args, tmp: Path, jobs: list[Job], modality: str) -> list[dict]:
     def work() -> Work:
         nonlocal run
         run += 1
-        return Work(jobs, s, [modality], tmp / f"out_{modality}_{run}", os.getpid(), never)
+        return for_models(Work(jobs, s, [modality], tmp / f"out_{modality}_{run}", os.getpid(), never), {modality: model})
 
     # the model alone, on snippets prepared beforehand (up to --model-snippets of them)
     batches, n_alone = [], 0

@@ -1,8 +1,8 @@
 """The overlapped feature-extraction pipeline: decoding and flow in ``DataLoader`` workers, the model
 in the main process, memory bounded whatever the video length.
 
-- **Workers** (``extract.num_workers``) each take every ``num_workers``-th video of the list. For a
-  video a worker takes its lock (:mod:`i3d_train.sharding`; a video another process holds is skipped),
+- **Workers** (``extract.num_workers``) each take the next video of the list that no other worker has
+  taken. For a video a worker takes its lock (:mod:`i3d_train.sharding`; a video another process holds is skipped),
   then decodes it front to back in one pass (:func:`i3d_train.video.stream.iter_frames`), resizes each
   frame once, computes each flow field once (or reads it from a flow folder), and keeps only the frames
   and fields that the next snippet still needs (about ``stack`` of each, whatever the length). It
@@ -24,6 +24,8 @@ The snippets, their frames and their values are exactly those of the one-video-a
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 import json
 import os
 from collections.abc import Callable, Iterator
@@ -35,7 +37,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from i3d_train.features import ExtractSettings, snippet_starts, views
+from i3d_train.features import ExtractSettings, crop_boxes, snippet_starts, views
 from i3d_train.flow.extract import compute_flow, read_flow, read_meta, to_gray
 from i3d_train.inference import InferenceModel
 from i3d_train.sharding import VideoLock, lock_path, try_lock
@@ -51,6 +53,9 @@ class StreamSettings(ExtractSettings):
     """:class:`ExtractSettings` plus what only the streamed pipeline has."""
 
     frame_size: tuple[int, int] | None = None  # (width, height): squash every frame to it; None: short_side
+    # flow as it travels from the workers: the model's autocast dtype (its first convolution casts to it
+    # anyway, so the result is the same) for half the bytes; float32 for an fp32 model
+    flow_dtype: str = "float32"
 
     @property
     def resize(self) -> int | tuple[int, int]:
@@ -151,16 +156,20 @@ def _gray(frame: np.ndarray, resize: int | tuple[int, int]) -> np.ndarray:
 
 
 def video_snippets(
-    plan: VideoPlan, s: StreamSettings, modalities: list[str], stats: dict | None = None
+    plan: VideoPlan, s: StreamSettings, modalities: list[str], stats: dict | None = None, threads: int = 0
 ) -> Iterator[tuple[int, dict]]:
     """``(snippet number, {modality: views})`` of one video in order, from one decoding pass; views are
-    ``uint8 (V, 3, stack, crop, crop)`` for RGB, ``float32 (V, 2, stack, crop, crop)`` in [-1, 1] for flow.
+    ``uint8 (V, stack, crop, crop, 3)`` for RGB (channels last: the layout the fast model path computes in,
+    see :func:`to_model_input`), ``(V, 2, stack, crop, crop)`` in [-1, 1] for flow, of ``s.flow_dtype``.
     Holds only the frames the pending snippets need (``stats["max_held"]``: the most frames and fields
-    held at once)."""
+    held at once), each already cut into its views: a frame is resized and cropped once, however many
+    snippets it is part of (4 with the THUMOS-14 recipe's step). ``threads``: decoding threads."""
     n, starts, resize = plan.n, plan.starts, s.resize
     need_decode = "rgb" in modalities or ("flow" in modalities and s.flow_source != "folder")
-    rgb: dict[int, torch.Tensor] = {}  # frame index -> uint8 (h, w, 3), resized
-    flow: dict[int, torch.Tensor] = {}  # field index -> float32 (2, h, w), in [-1, 1]
+    # crops and flips act on each frame alone, so views of a clip = views of its frames, side by side in T
+    rgb: dict[int, torch.Tensor] = {}  # frame index -> uint8 (V, 1, crop, crop, 3): its views
+    flow: dict[int, torch.Tensor] = {}  # field index -> (V, 2, 1, crop, crop), in [-1, 1]
+    flow_dtype = getattr(torch, s.flow_dtype)
     prev_gray = None
     k = 0  # next snippet to emit
 
@@ -174,11 +183,9 @@ def video_snippets(
         idx = needed(j).tolist()
         out = {}
         if "rgb" in modalities:
-            clip = torch.stack([rgb[i] for i in idx]).permute(3, 0, 1, 2)  # 3 x T x h x w uint8
-            out["rgb"] = views(clip, s.crop_size, s.crops, False).contiguous()
+            out["rgb"] = torch.cat([rgb[i] for i in idx], dim=1)
         if "flow" in modalities:
-            clip = torch.stack([flow[i] for i in idx], dim=1)  # 2 x T x h x w
-            out["flow"] = views(clip, s.crop_size, s.crops, True).contiguous()
+            out["flow"] = torch.cat([flow[i] for i in idx], dim=2)
         return out
 
     def evict(j: int) -> None:
@@ -189,16 +196,22 @@ def video_snippets(
 
     def add_field(i: int, field_hw2: np.ndarray, bound: float) -> None:
         f = torch.from_numpy(np.ascontiguousarray(field_hw2)).permute(2, 0, 1)[:, None].float()  # 2 x 1 x h x w
-        flow[i] = (resize_flow(f, resize) / bound).clamp_(-1, 1)[:, 0]
+        f = views((resize_flow(f, resize) / bound).clamp_(-1, 1), s.crop_size, s.crops, True)
+        flow[i] = f.to(flow_dtype).contiguous()
 
     source = (
-        iter_frames(plan.job.video, s.fps, plan.info, stop=min(plan.n_frames, n + 1))
+        iter_frames(plan.job.video, s.fps, plan.info, stop=min(plan.n_frames, n + 1), threads=threads)
         if need_decode
         else ((i, None) for i in range(n))
     )
     for i, frame in source:
         if "rgb" in modalities and i < n:
-            rgb[i] = resize_frames(torch.from_numpy(frame[None]), resize)[0]
+            small = resize_frames(torch.from_numpy(frame[None]), resize)[0]  # h x w x 3
+            boxes = crop_boxes(small.shape[0], small.shape[1], s.crop_size, s.crops)
+            crops = [small[t : t + s.crop_size, x : x + s.crop_size] for t, x, _ in boxes]
+            rgb[i] = torch.stack([c.flip(1) if flip else c for c, (_, _, flip) in zip(crops, boxes, strict=False)])[
+                :, None
+            ]
         latest = i if i < n else n - 1
         if "flow" in modalities:
             if s.flow_source == "folder":
@@ -233,7 +246,8 @@ class Work:
 
 
 class SnippetBatches(IterableDataset):
-    """Items for the main process, in each worker's order:
+    """Items for the main process, in each worker's order (a worker takes the next video of the list
+    not yet taken by another when it is free, so a long video does not leave the others idle):
 
     - ``{"kind": "start", "name", "manifest"}`` before a video's rows;
     - ``{"kind": "batch", "names", "snippets", "<modality>": tensor (B, V, C, T, h, w)}``;
@@ -243,19 +257,35 @@ class SnippetBatches(IterableDataset):
 
     def __init__(self, work: Work) -> None:
         self.w = work
+        # the next job to take, shared by the workers (inherited by forked ones, pickled to spawned ones)
+        self.next_job = torch.multiprocessing.get_context().Value("i", 0)
+
+    def _take(self) -> Job | None:
+        with self.next_job.get_lock():
+            k = self.next_job.value
+            if k >= len(self.w.jobs):
+                return None
+            self.next_job.value = k + 1
+        return self.w.jobs[k]
 
     def _batch(self, rows: list) -> dict:
         out = {"kind": "batch", "names": [r[0] for r in rows], "snippets": [r[1] for r in rows]}
         for m in self.w.modalities:
-            out[m] = torch.stack([r[2][m] for r in rows])
+            first = rows[0][2][m]
+            buf = torch.empty((len(rows), *first.shape), dtype=first.dtype)
+            if get_worker_info() is not None:
+                # filled where it travels: sent as is, not copied into shared memory on the way out
+                buf.share_memory_()
+            out[m] = torch.stack([r[2][m] for r in rows], out=buf)
         return out
 
     def __iter__(self) -> Iterator[dict]:
         info = get_worker_info()
-        wid, nw = (info.id, info.num_workers) if info is not None else (0, 1)
+        # one decoder per worker: its share of the cores (FFmpeg would start one thread per core in each)
+        threads = max(1, (os.cpu_count() or 1) // info.num_workers) if info is not None else 0
         w, s = self.w, self.w.settings
         rows: list = []
-        for job in w.jobs[wid::nw]:
+        while (job := self._take()) is not None:
             if w.is_complete(job.name):
                 yield {"kind": "skip", "name": job.name, "why": "complete"}
                 continue
@@ -270,7 +300,7 @@ class SnippetBatches(IterableDataset):
             try:
                 plan = plan_video(job, s, w.modalities)
                 yield {"kind": "start", "name": job.name, "manifest": plan.manifest(s, w.modalities)}
-                for k, v in video_snippets(plan, s, w.modalities):
+                for k, v in video_snippets(plan, s, w.modalities, threads=threads):
                     rows.append((job.name, k, v))
                     if len(rows) >= s.batch_size:
                         yield self._batch(rows)
@@ -371,16 +401,31 @@ class Writer:
 
 
 def to_model_input(x: torch.Tensor, modality: str, device: torch.device) -> torch.Tensor:
-    """A batch's views ``(B*V, C, T, h, w)`` on the device, float in [-1, 1] (RGB arrives as uint8)."""
+    """A batch's views on the device as the model takes them, ``(B*V, C, T, h, w)`` float in [-1, 1].
+    RGB arrives as ``uint8 (B*V, T, h, w, 3)``: permuted, it is a ``channels_last_3d`` tensor (the fast
+    path's layout: no transposition anywhere), converted to float on the device."""
     x = x.to(device, non_blocking=True)
     if modality == "rgb":
-        x = x.to(torch.float32).div_(127.5).sub_(1.0)  # as frames_to_unit
+        x = x.permute(0, 4, 1, 2, 3).to(torch.float32).div_(127.5).sub_(1.0)  # as frames_to_unit
     return x
+
+
+def for_models(work: Work, models: dict[str, InferenceModel]) -> Work:
+    """``work`` with flow sent in the flow model's autocast dtype (see ``StreamSettings.flow_dtype``)."""
+    if "flow" not in models or models["flow"].dtype is None:
+        return work
+    s = dataclasses.replace(work.settings, flow_dtype=str(models["flow"].dtype).removeprefix("torch."))
+    return dataclasses.replace(work, settings=s)
 
 
 def snippet_loader(work: Work, device: torch.device, num_workers: int = 2, prefetch_factor: int = 2) -> DataLoader:
     """The workers' side: :class:`SnippetBatches` items from ``num_workers`` processes (0: in this one),
     into pinned memory when the model is on a GPU."""
+    extra = {}
+    if "in_order" in inspect.signature(DataLoader.__init__).parameters:  # PyTorch >= 2.6
+        # items as they come, so that one slow worker does not hold the others' batches back; each worker's
+        # own items stay in its order (one queue), which is all the main process relies on
+        extra["in_order"] = False
     return DataLoader(
         SnippetBatches(work),
         batch_size=None,
@@ -388,6 +433,7 @@ def snippet_loader(work: Work, device: torch.device, num_workers: int = 2, prefe
         pin_memory=device.type == "cuda",
         prefetch_factor=prefetch_factor if num_workers > 0 else None,
         persistent_workers=False,
+        **extra,
     )
 
 
@@ -402,6 +448,7 @@ def run_pipeline(
     """Extract every job of ``work``; ``on_video(name, status, error)`` is called as each video ends
     (status ``done``, ``failed``, ``complete`` or ``busy``). Returns the lists of names per status."""
     device = next(iter(models.values())).device
+    work = for_models(work, models)
     loader = snippet_loader(work, device, num_workers, prefetch_factor)
     result: dict[str, list] = {"done": [], "failed": [], "complete": [], "busy": []}
 

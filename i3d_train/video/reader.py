@@ -36,8 +36,10 @@ class VideoInfo:
         return max(1, math.floor(self.num_frames * fps / self.fps + 1e-6))
 
 
-def open_video(path: str | Path) -> tuple[av.container.InputContainer, av.video.stream.VideoStream]:
-    """The container and its first video stream; every video of the project is opened here."""
+def open_video(path: str | Path, threads: int = 0) -> tuple[av.container.InputContainer, av.video.stream.VideoStream]:
+    """The container and its first video stream; every video of the project is opened here.
+    ``threads``: decoding threads (0: FFmpeg's choice, one per core: right for one decoder per machine,
+    too many when each of several worker processes runs one)."""
     try:
         # Real files (HMDB-51's movie clips) carry non-UTF-8 bytes in their metadata: PyAV would refuse
         # to open them; the metadata is never used, the frames decode fine.
@@ -49,6 +51,8 @@ def open_video(path: str | Path) -> tuple[av.container.InputContainer, av.video.
         raise VideoDecodeError(f"no video stream in {path}")
     stream = container.streams.video[0]
     stream.thread_type = "AUTO"
+    if threads > 0:
+        stream.codec_context.thread_count = threads
     return container, stream
 
 

@@ -21,17 +21,22 @@ from i3d_train.video.reader import VideoDecodeError, VideoInfo, open_video, prob
 
 
 def iter_frames(
-    path: str | Path, fps: float | None = 25.0, info: VideoInfo | None = None, stop: int | None = None
+    path: str | Path,
+    fps: float | None = 25.0,
+    info: VideoInfo | None = None,
+    stop: int | None = None,
+    threads: int = 0,
 ) -> Iterator[tuple[int, np.ndarray]]:
     """``(index, uint8 (H, W, 3))`` for every frame ``0 .. stop - 1`` of the video resampled to ``fps``
-    (``stop``: default all ``info.num_frames_at(fps)`` frames), decoded in one forward pass."""
+    (``stop``: default all ``info.num_frames_at(fps)`` frames), decoded in one forward pass
+    (``threads``: decoding threads, 0: FFmpeg's choice)."""
     info = info or probe(path)
     n = info.num_frames_at(fps) if stop is None else min(stop, info.num_frames_at(fps))
     if n <= 0:
         return
     # source frame wanted by each target index (nondecreasing)
     wanted = np.minimum(source_indices(np.arange(n), info.fps, fps), info.num_frames - 1)
-    container, stream = open_video(path)
+    container, stream = open_video(path, threads)
     try:
         start_pts = stream.start_time or 0
         tb = float(stream.time_base)
