@@ -12,10 +12,11 @@ overlapped pipeline (:mod:`i3d_train.extract_pipeline`: ``--workers`` DataLoader
 and crop; the main process runs the model and writes). For each modality and worker count it prints:
 
 - **loader alone**: snippets/s of the workers with no model (the decoding capacity);
-- **model alone**: snippets/s of the model on the same snippets prepared beforehand in memory (pinned on
-  a GPU): upload, forward, features back;
+- **model alone**: snippets/s of the model on snippets of the same videos prepared beforehand in memory
+  (pinned on a GPU): upload, forward, features back;
 - **end to end**: ``run_pipeline`` (decoding, model, writing ``.npy`` files), and the ratio end to end /
-  model alone (1.0: decoding entirely hidden).
+  model alone (1.0: decoding entirely hidden). Each end-to-end run is bracketed by two model-alone runs
+  (their mean is its reference), ``--repeat`` times; the median ratio is printed with the range.
 
 On a CPU the workers and the model share the cores, so the ratio cannot pass about
 ``1 / (1 + model alone / loader alone with 1 worker)`` (the model's rate over one worker's is the CPU
@@ -144,7 +145,9 @@ def speed(args, tmp: Path, jobs: list[Job], modality: str) -> list[dict]:
     def work() -> Work:
         nonlocal run
         run += 1
-        return for_models(Work(jobs, s, [modality], tmp / f"out_{modality}_{run}", os.getpid(), never), {modality: model})
+        return for_models(
+            Work(jobs, s, [modality], tmp / f"out_{modality}_{run}", os.getpid(), never), {modality: model}
+        )
 
     # the model alone, on snippets prepared beforehand (up to --model-snippets of them)
     batches, n_alone = [], 0
@@ -168,11 +171,10 @@ def speed(args, tmp: Path, jobs: list[Job], modality: str) -> list[dict]:
         return time.perf_counter() - t
 
     model_alone()  # warm-up: every batch shape once (and cudnn's choice of kernels)
-    alone = n_alone / min(model_alone() for _ in range(args.repeat))
     what = "video files" if modality == "rgb" else "flow folders"
     geometry = f"16x{args.size}x{args.size}, step {args.step}, batch {args.batch}"
-    print(f"{modality:>4} ({what}; {geometry}; {device.type} {model.dtype or 'fp32'}): model alone {alone:.1f} snippets/s"
-          f" ({n_alone} snippets, best of {args.repeat})", flush=True)  # fmt: skip
+    print(f"{modality:>4} ({what}; {geometry}; {device.type} {model.dtype or 'fp32'}; model alone on {n_alone} "
+          f"snippets):", flush=True)  # fmt: skip
     rows = []
     for workers in args.workers:
         # the loader alone: the workers' output, consumed and dropped
@@ -181,18 +183,31 @@ def speed(args, tmp: Path, jobs: list[Job], modality: str) -> list[dict]:
             if item["kind"] == "batch":
                 n += len(item["names"])
         loader = n / (time.perf_counter() - t)
-        # end to end
-        w = work()
-        out = w.out_dir
-        t = time.perf_counter()
-        r = run_pipeline(w, {modality: model}, Writer(out, [modality], "separate", False, {}), workers, args.prefetch)
-        e2e = n / (time.perf_counter() - t)
-        assert len(r["done"]) == len(jobs), r
-        row = {"modality": modality, "workers": workers, "snippets": n, "loader_alone": round(loader, 2),
-               "model_alone": round(alone, 2), "end_to_end": round(e2e, 2), "ratio": round(e2e / alone, 3)}  # fmt: skip
-        rows.append(row)
-        print(f"     {workers:>2} workers, {n} snippets: loader alone {loader:.1f} snippets/s, end to end {e2e:.1f} "
-              f"snippets/s, ratio end to end / model alone {e2e / alone:.2f}", flush=True)  # fmt: skip
+        # end to end, bracketed by the model alone just before and just after (a shared machine's speed
+        # drifts over minutes: each ratio compares runs a few seconds apart)
+        rounds = []
+        for _ in range(args.repeat):
+            before = n_alone / model_alone()
+            w = work()
+            t = time.perf_counter()
+            r = run_pipeline(w, {modality: model}, Writer(w.out_dir, [modality], "separate", False, {}), workers,
+                             args.prefetch)  # fmt: skip
+            e2e = n / (time.perf_counter() - t)
+            assert len(r["done"]) == len(jobs), r
+            alone = (before + n_alone / model_alone()) / 2
+            rounds.append({"model_alone": round(alone, 2), "end_to_end": round(e2e, 2), "ratio": round(e2e / alone, 3)})
+        ratios = sorted(x["ratio"] for x in rounds)
+        median = (
+            ratios[len(ratios) // 2]
+            if len(ratios) % 2
+            else sum(ratios[len(ratios) // 2 - 1 : len(ratios) // 2 + 1]) / 2
+        )
+        rows.append({"modality": modality, "workers": workers, "snippets": n, "loader_alone": round(loader, 2),
+                     "rounds": rounds, "ratio_median": round(median, 3)})  # fmt: skip
+        each = ", ".join(f"{x['end_to_end']:.1f} / {x['model_alone']:.1f}" for x in rounds)
+        print(f"     {workers:>2} workers, {n} snippets: loader alone {loader:.1f} snippets/s; end to end / model alone"
+              f" (snippets/s) {each}; ratio {median:.2f} (median of {len(rounds)}, {ratios[0]:.2f} to "
+              f"{ratios[-1]:.2f})", flush=True)  # fmt: skip
     return rows
 
 
@@ -288,7 +303,9 @@ def main() -> None:
     p.add_argument("--precision", default="auto")
     p.add_argument("--modalities", default="rgb,flow")
     p.add_argument("--model-snippets", type=int, default=512, help="snippets the model-alone figure runs on (at most)")
-    p.add_argument("--repeat", type=int, default=2, help="model-alone runs (the best is kept)")
+    p.add_argument(
+        "--repeat", type=int, default=3, help="end-to-end runs per worker count (the median ratio is printed)"
+    )
     p.add_argument("--json", type=Path, default=None, help="also write the figures here")
     p.add_argument("--memory", type=float, default=0, help="minutes of synthetic video to extract (0: no memory run)")
     p.add_argument("--memory-step", type=int, default=64, help="frames between snippets in the memory run")

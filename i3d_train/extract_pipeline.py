@@ -444,10 +444,19 @@ def run_pipeline(
     num_workers: int = 2,
     prefetch_factor: int = 2,
     on_video: Callable[[str, str, str | None], None] | None = None,
+    pad_batches: bool | None = None,
 ) -> dict:
     """Extract every job of ``work``; ``on_video(name, status, error)`` is called as each video ends
-    (status ``done``, ``failed``, ``complete`` or ``busy``). Returns the lists of names per status."""
+    (status ``done``, ``failed``, ``complete`` or ``busy``). Returns the lists of names per status.
+
+    ``pad_batches`` (default: on a GPU): a short batch (the end of a worker's videos) is padded to
+    ``batch_size`` snippets and the extra rows dropped, so the model sees one shape only: on a GPU each
+    new shape makes cuDNN (``benchmark`` mode) time every layer's algorithms again, and a run has up
+    to one short batch per worker."""
     device = next(iter(models.values())).device
+    if pad_batches is None:
+        pad_batches = device.type == "cuda"
+    full = work.settings.batch_size
     work = for_models(work, models)
     loader = snippet_loader(work, device, num_workers, prefetch_factor)
     result: dict[str, list] = {"done": [], "failed": [], "complete": [], "busy": []}
@@ -493,7 +502,10 @@ def run_pipeline(
                 for m in work.modalities:
                     x = item[m]
                     b, v = x.shape[:2]
-                    f = models[m](to_model_input(x.flatten(0, 1), m, device), "extract_features").view(b, v, -1)
+                    if pad_batches and b < full:
+                        x = torch.cat([x, x[-1:].expand(full - b, *x.shape[1:])])
+                    f = models[m](to_model_input(x.flatten(0, 1), m, device), "extract_features")
+                    f = f[: b * v].view(b, v, -1)
                     if device.type == "cuda":  # copied back without waiting: the GPU goes on to the next batch
                         out[m] = torch.empty(f.shape, dtype=f.dtype, pin_memory=True).copy_(f, non_blocking=True)
                     else:

@@ -93,3 +93,36 @@ def randomize_batchnorm(net: torch.nn.Module, shift_std: float) -> torch.nn.Modu
                 m.weight.uniform_(0.5, 1.5)
                 m.bias.normal_(0, shift_std)
     return net.eval()
+
+
+def sensitive_i3d(in_channels: int = 3, seed: int = 0) -> torch.nn.Module:
+    """Random weights with batch-norm statistics measured on smooth random clips: its features change
+    with the input (rows of different snippets differ by tens), unlike ``random_i3d``'s (by about 1e-6,
+    below float error), so a test comparing rows can tell a wrong row from a right one."""
+    torch.manual_seed(seed)
+    from i3d_train.models.i3d import InceptionI3d
+
+    net = InceptionI3d(400, in_channels)
+    for m in net.modules():
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+            m.momentum = None  # a plain average over the calibration batch
+            m.reset_running_stats()
+    clips = torch.nn.functional.interpolate(
+        torch.rand(8, in_channels, 4, 4, 4) * 2 - 1, size=(8, 32, 32), mode="trilinear"
+    )
+    with torch.no_grad():
+        net.train().extract_features(clips)
+    return net.eval()
+
+
+def assert_same_rows(a: np.ndarray, b: np.ndarray) -> None:
+    """Equal up to float error (relative to the features' scale), and the rows differ from one another
+    far more than that (so a row in the wrong place would fail)."""
+    assert a.shape == b.shape
+    scale = np.abs(b).max()
+    assert np.abs(a - b).max() <= 1e-5 * scale
+    rows = b.reshape(b.shape[0], -1)
+    if len(rows) > 1:
+        d = np.abs(rows[:, None] - rows[None]).max(-1)
+        np.fill_diagonal(d, np.inf)
+        assert d.min() > 1e-3 * scale

@@ -16,16 +16,26 @@ import torch
 from hydra import compose, initialize_config_dir
 
 from i3d_train.data.synthetic import SyntheticConfig, render_video, write_video
-from i3d_train.extract_pipeline import Job, StreamSettings, Work, Writer, plan_video, run_pipeline, video_snippets
+from i3d_train.extract_pipeline import (
+    Job,
+    StreamSettings,
+    Work,
+    Writer,
+    plan_video,
+    run_pipeline,
+    to_model_input,
+    video_snippets,
+)
 from i3d_train.features import ExtractSettings, FeatureExtractor
 from i3d_train.features_summary import format_summary, summarize
 from i3d_train.inference import prepare
 from i3d_train.models.i3d import InceptionI3d
 from i3d_train.predict import stream_logits
 from i3d_train.sharding import Shard, launcher_shard, parse_shard, select, shard_of, try_lock
-from i3d_train.video.reader import probe, read_frames
+from i3d_train.video.reader import open_video, probe, read_frames
+from i3d_train.video.resize import frames_to_unit
 from i3d_train.video.stream import iter_frames
-from tests.conftest import randomize_batchnorm
+from tests.conftest import assert_same_rows, randomize_batchnorm, sensitive_i3d
 
 ROOT = Path(__file__).resolve().parents[1]
 NTSC = Fraction(30000, 1001)  # 29.97 fps
@@ -122,8 +132,8 @@ def test_pipeline_rows_equal_the_one_video_reference(tmp_path):
     """Worker-decoded, streamed, batched across videos: the same rows as FeatureExtractor, RGB and flow."""
     videos = [tiny_video(tmp_path / f"v{i}.mp4", n, seed=i) for i, n in enumerate((26, 20))]
     models = {
-        "rgb": prepare(random_i3d(3, 1), fast=False),
-        "flow": prepare(random_i3d(2, 2), fast=False),
+        "rgb": prepare(sensitive_i3d(3, 1), fast=False),
+        "flow": prepare(sensitive_i3d(2, 2), fast=False),
     }
     kw = dict(fps=25.0, stack=8, step=8, short_side=32, crop_size=32, batch_size=3, flow_method="farneback")
     out = tmp_path / "out"
@@ -137,9 +147,71 @@ def test_pipeline_rows_equal_the_one_video_reference(tmp_path):
         got = np.load(out / f"{v.stem}.npy")
         written = json.loads((out / f"{v.stem}.json").read_text())
         assert got.shape == (manifest["num_snippets"], 2048) and written["columns"]["flow"] == [1024, 2048]
-        assert np.abs(got[:, :1024] - ref["rgb"]).max() <= 1e-4
-        assert np.abs(got[:, 1024:] - ref["flow"]).max() <= 1e-4
+        assert_same_rows(got[:, :1024], ref["rgb"])
+        assert_same_rows(got[:, 1024:], ref["flow"])
         assert not list(out.glob("*.lock")) and not list(out.glob("*.tmp"))
+
+
+def test_decoding_threads_are_set_and_change_no_frame(tmp_path):
+    """A pipeline worker decodes with its share of the cores (FFmpeg would start one thread per core in
+    every worker): the count reaches the decoder, and the frames are the same as FFmpeg's default gives."""
+    path = tiny_video(tmp_path / "v.mp4", 30)
+    container, stream = open_video(path, threads=1)
+    assert stream.codec_context.thread_count == 1
+    container.close()
+    one = np.stack([f for _, f in iter_frames(path, 25.0, threads=1)])
+    assert np.array_equal(one, np.stack([f for _, f in iter_frames(path, 25.0)]))
+
+
+def test_rgb_travels_channels_last_and_arrives_as_the_models_input():
+    """Workers send RGB as uint8 (N, T, h, w, 3); the model gets (N, 3, T, h, w) in [-1, 1], the values of
+    frames_to_unit, already in the fast path's channels_last_3d layout (so nothing transposes it)."""
+    frames = torch.randint(0, 256, (2, 8, 24, 24, 3), dtype=torch.uint8)
+    x = to_model_input(frames, "rgb", torch.device("cpu"))
+    assert x.shape == (2, 3, 8, 24, 24) and x.dtype == torch.float32
+    assert x.is_contiguous(memory_format=torch.channels_last_3d)
+    assert torch.equal(x, torch.stack([frames_to_unit(f) for f in frames]))
+
+
+def test_flow_sent_in_the_autocast_dtype_gives_the_models_own_result():
+    """Flow travels from the workers in the flow model's autocast dtype (half the bytes of float32): the
+    features are bit for bit those of float32 input, because the first convolution casts to that dtype."""
+    model = prepare(random_i3d(2, 3), precision="bf16")
+    x = torch.rand(2, 2, 8, 32, 32) * 2 - 1
+    assert torch.equal(model(x, "extract_features"), model(x.to(torch.bfloat16), "extract_features"))
+
+
+@pytest.mark.slow
+def test_a_long_video_does_not_hold_back_the_others(tmp_path):
+    """Workers take the next untaken video when free: with 2 workers, one long video and three short ones,
+    the short ones are all done before the long one (a fixed every-other-video split would have left one
+    behind it); each video is written once."""
+    lengths = {"long": 320, "s1": 16, "s2": 16, "s3": 16}
+    jobs = [Job(tiny_video(tmp_path / f"{k}.mp4", n, seed=i), k) for i, (k, n) in enumerate(lengths.items())]
+    s = StreamSettings(fps=25.0, stack=8, step=8, short_side=32, crop_size=32, batch_size=3)
+    out, order = tmp_path / "out", []
+    work = Work(jobs, s, ["rgb"], out, os.getpid(), never_complete)
+    model = prepare(random_i3d(3, 4), precision="fp32")
+    result = run_pipeline(work, {"rgb": model}, Writer(out, ["rgb"], "separate", False, {}), 2,
+                          on_video=lambda name, status, err: order.append((name, status)))  # fmt: skip
+    assert sorted(result["done"]) == sorted(lengths) and len(order) == 4
+    assert order[-1] == ("long", "done"), order
+    assert np.load(out / "long_rgb.npy").shape == (40, 1024)
+
+
+def test_padded_short_batches_give_the_same_rows(tmp_path):
+    """On a GPU a short batch is padded to the usual size (one shape for cuDNN): padding changes no row."""
+    jobs = [Job(tiny_video(tmp_path / f"v{i}.mp4", n, seed=i), f"v{i}") for i, n in enumerate((40, 24))]
+    s = StreamSettings(fps=25.0, stack=8, step=8, short_side=32, crop_size=32, batch_size=3)  # 5 + 3: 3, 3, 2
+    model = prepare(sensitive_i3d(3, 5), precision="fp32")
+    rows = {}
+    for pad in (False, True):
+        out = tmp_path / f"out_{pad}"
+        work = Work(jobs, s, ["rgb"], out, os.getpid(), never_complete)
+        run_pipeline(work, {"rgb": model}, Writer(out, ["rgb"], "separate", False, {}), 0, pad_batches=pad)
+        rows[pad] = [np.load(out / f"v{i}_rgb.npy") for i in range(2)]
+    assert [r.shape[0] for r in rows[True]] == [5, 3]
+    assert_same_rows(np.concatenate(rows[True]), np.concatenate(rows[False]))
 
 
 def test_summary_lists_complete_failed_in_progress_and_missing(tmp_path, capsys):
