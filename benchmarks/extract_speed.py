@@ -266,21 +266,24 @@ def memory(args, tmp: Path) -> None:
         made = time.perf_counter() - t
         cmd = [sys.executable, str(ROOT / "extract.py"), f"input={v}", f"output_dir={tmp / 'mem'}",
                f"weights.rgb={tmp / 'rgb.pt'}", "short_side=32", "crop_size=32", f"step={args.memory_step}",
-               f"extract.num_workers={args.workers}", f"hydra.run.dir={tmp / 'h'}"]  # fmt: skip
+               f"extract.num_workers={args.workers[0]}", f"hydra.run.dir={tmp / 'h'}"]  # fmt: skip
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
         t = time.perf_counter()
-        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        err = tmp / "extract.err"
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=err.open("w"), text=True)
         peak = 0
         while proc.poll() is None:
             peak = max(peak, tree_rss(proc.pid))
             time.sleep(0.1)
         out = proc.stdout.read()
         ran = time.perf_counter() - t
+        if proc.returncode != 0:
+            raise SystemExit(f"extract.py failed (exit {proc.returncode}): {err.read_text()[-2000:]}")
         feats = np.load(tmp / "mem" / f"{v.stem}_rgb.npy", mmap_mode="r")
         print(
             f"{minutes:g}-minute video ({int(minutes * 1500)} frames 32x32, written in {made:.0f} s): "
             f"{feats.shape[0]} snippets in {ran:.0f} s, peak memory {peak / 2**30:.2f} GiB "
-            f"(main process + {args.workers} workers) [{out.strip().splitlines()[0]}]"
+            f"(main process + {args.workers[0]} workers) [{out.strip().splitlines()[0]}]"
         )
 
 
