@@ -6,9 +6,10 @@ in the main process, memory bounded whatever the video length.
   then decodes it front to back in one pass (:func:`i3d_train.video.stream.iter_frames`), resizes each
   frame once, computes each flow field once (or reads it from a flow folder), and keeps only the frames
   and fields that the next snippet still needs (about ``stack`` of each, whatever the length). It
-  yields batches of ``batch_size`` snippets, cropped into their views: RGB as ``uint8`` (a quarter of
-  the bytes of float), flow as ``float32``. A batch may hold the end of one video and the start of the
-  next.
+  yields batches of ``batch_size`` snippets, cropped into their views and built in shared memory: RGB
+  as ``uint8 (B, V, T, h, w, 3)`` (a quarter of the bytes of float, channels last), flow as
+  ``(B, V, 2, T, h, w)`` in the flow model's autocast dtype (``StreamSettings.flow_dtype``). A batch may
+  hold the end of one video and the start of the next.
 - **The main process** only moves batches to the device (pinned memory and prefetch on GPU), runs the
   model (on a GPU it queues the next batch before writing the previous one's rows, so the GPU does not
   wait for the writing) and writes each row straight into a memory-mapped ``.npy`` under a temporary name. When a
@@ -228,6 +229,8 @@ def video_snippets(
             yield k, emit(k)
             k += 1
             evict(k)
+        if k == len(starts):
+            return  # every snippet out: frames past them are not needed (nor a decoding error in them)
     if k < len(starts):
         raise RuntimeError(f"{plan.job.video}: decoding ended before snippet {k} of {len(starts)}")
 
@@ -245,12 +248,25 @@ class Work:
     stale_after_s: float = 600.0
 
 
+def decoding_cores() -> int:
+    """The cores this process may use (its CPU affinity: cgroups, ``taskset``, SLURM's binding), shared
+    with the other processes of the node that torchrun (``LOCAL_WORLD_SIZE``) or SLURM started."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    per_node = os.environ.get("LOCAL_WORLD_SIZE") or os.environ.get("SLURM_NTASKS_PER_NODE") or "1"
+    try:
+        per_node_n = max(1, int(per_node.split("(")[0]))  # SLURM may write "4(x2)"
+    except ValueError:
+        per_node_n = 1
+    # with an affinity set per process (SLURM's binding) the share is already this process's own
+    return max(1, cores // per_node_n) if cores == (os.cpu_count() or cores) else cores
+
+
 class SnippetBatches(IterableDataset):
     """Items for the main process, in each worker's order (a worker takes the next video of the list
     not yet taken by another when it is free, so a long video does not leave the others idle):
 
     - ``{"kind": "start", "name", "manifest"}`` before a video's rows;
-    - ``{"kind": "batch", "names", "snippets", "<modality>": tensor (B, V, C, T, h, w)}``;
+    - ``{"kind": "batch", "names", "snippets", "rgb": uint8 (B, V, T, h, w, 3), "flow": (B, V, 2, T, h, w)}``;
     - ``{"kind": "error", "name", "error"}`` (rows of that video not yet sent are dropped);
     - ``{"kind": "skip", "name", "why"}``: ``complete`` or ``busy`` (another process holds its lock).
     """
@@ -282,7 +298,7 @@ class SnippetBatches(IterableDataset):
     def __iter__(self) -> Iterator[dict]:
         info = get_worker_info()
         # one decoder per worker: its share of the cores (FFmpeg would start one thread per core in each)
-        threads = max(1, (os.cpu_count() or 1) // info.num_workers) if info is not None else 0
+        threads = max(1, decoding_cores() // info.num_workers) if info is not None else 0
         w, s = self.w, self.w.settings
         rows: list = []
         while (job := self._take()) is not None:
@@ -454,6 +470,8 @@ def run_pipeline(
     new shape makes cuDNN (``benchmark`` mode) time every layer's algorithms again, and a run has up
     to one short batch per worker."""
     device = next(iter(models.values())).device
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # one batch shape (see pad_batches): the fastest kernels, once
     if pad_batches is None:
         pad_batches = device.type == "cuda"
     full = work.settings.batch_size
@@ -495,6 +513,8 @@ def run_pipeline(
             elif kind == "start":
                 writer.start(item["name"], item["manifest"])
             elif kind == "error":
+                if item["name"] in result["done"]:  # every row was already written: the video is complete
+                    continue
                 writer.discard(item["name"])
                 ended(item["name"], "failed", item["error"])
             else:

@@ -99,8 +99,6 @@ def prepare(
         precision = "fp16" if device.type == "cuda" else "bf16" if cpu_has_bf16() else "fp32"
     dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
     m = fold_batchnorm(model).to(device).to(memory_format=torch.channels_last_3d)
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True  # inference batches keep one shape: pick the fastest kernels once
     if compile:
         m = torch.compile(m)
     return InferenceModel(m, device, dtype, True)

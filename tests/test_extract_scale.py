@@ -9,6 +9,7 @@ import sys
 import time
 from fractions import Fraction
 from pathlib import Path
+from unittest.mock import ANY
 
 import numpy as np
 import pytest
@@ -18,6 +19,7 @@ from hydra import compose, initialize_config_dir
 from i3d_train.data.synthetic import SyntheticConfig, render_video, write_video
 from i3d_train.extract_pipeline import (
     Job,
+    SnippetBatches,
     StreamSettings,
     Work,
     Writer,
@@ -163,6 +165,25 @@ def test_decoding_threads_are_set_and_change_no_frame(tmp_path):
     assert np.array_equal(one, np.stack([f for _, f in iter_frames(path, 25.0)]))
 
 
+def test_decoding_cores_are_shared_with_the_nodes_other_ranks(monkeypatch):
+    """A worker's decoding threads come from the cores this process may use, split between the ranks
+    torchrun or SLURM started on the node (each would otherwise size its decoders for the whole node)."""
+    from i3d_train.extract_pipeline import decoding_cores
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 16)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(16)))
+    for var in ("LOCAL_WORLD_SIZE", "SLURM_NTASKS_PER_NODE"):
+        monkeypatch.delenv(var, raising=False)
+    assert decoding_cores() == 16
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "4")
+    assert decoding_cores() == 4
+    monkeypatch.delenv("LOCAL_WORLD_SIZE")
+    monkeypatch.setenv("SLURM_NTASKS_PER_NODE", "2(x3)")
+    assert decoding_cores() == 8
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2})  # bound by SLURM: already its share
+    assert decoding_cores() == 3
+
+
 def test_rgb_travels_channels_last_and_arrives_as_the_models_input():
     """Workers send RGB as uint8 (N, T, h, w, 3); the model gets (N, 3, T, h, w) in [-1, 1], the values of
     frames_to_unit, already in the fast path's channels_last_3d layout (so nothing transposes it)."""
@@ -181,37 +202,105 @@ def test_flow_sent_in_the_autocast_dtype_gives_the_models_own_result():
     assert torch.equal(model(x, "extract_features"), model(x.to(torch.bfloat16), "extract_features"))
 
 
-@pytest.mark.slow
-def test_a_long_video_does_not_hold_back_the_others(tmp_path):
-    """Workers take the next untaken video when free: with 2 workers, one long video and three short ones,
-    the short ones are all done before the long one (a fixed every-other-video split would have left one
-    behind it); each video is written once."""
-    lengths = {"long": 320, "s1": 16, "s2": 16, "s3": 16}
+class Recording:
+    """An InferenceModel that records the batches it is given (rows, dtype)."""
+
+    def __init__(self, model) -> None:
+        self.model, self.device, self.dtype, self.seen = model, model.device, model.dtype, []
+
+    def __call__(self, x: torch.Tensor, method: str = "forward") -> torch.Tensor:
+        self.seen.append((x.shape[0], x.dtype))
+        return self.model(x, method)
+
+
+def test_a_free_worker_takes_the_next_untaken_video(tmp_path):
+    """Workers share one counter over the list: while one is busy with a long video, another takes every
+    other video (a fixed every-other-video split would have given the busy one a second video)."""
+    lengths = {"long": 80, "s1": 16, "s2": 16, "s3": 16}
     jobs = [Job(tiny_video(tmp_path / f"{k}.mp4", n, seed=i), k) for i, (k, n) in enumerate(lengths.items())]
-    s = StreamSettings(fps=25.0, stack=8, step=8, short_side=32, crop_size=32, batch_size=3)
-    out, order = tmp_path / "out", []
-    work = Work(jobs, s, ["rgb"], out, os.getpid(), never_complete)
-    model = prepare(random_i3d(3, 4), precision="fp32")
-    result = run_pipeline(work, {"rgb": model}, Writer(out, ["rgb"], "separate", False, {}), 2,
-                          on_video=lambda name, status, err: order.append((name, status)))  # fmt: skip
-    assert sorted(result["done"]) == sorted(lengths) and len(order) == 4
-    assert order[-1] == ("long", "done"), order
-    assert np.load(out / "long_rgb.npy").shape == (40, 1024)
+    s = StreamSettings(fps=25.0, stack=8, step=8, short_side=32, crop_size=32, batch_size=2)
+    batches = SnippetBatches(Work(jobs, s, ["rgb"], tmp_path / "out", os.getpid(), never_complete))
+    busy = iter(batches)  # two consumers of one dataset, as two DataLoader workers are
+    assert next(busy) == {"kind": "start", "name": "long", "manifest": ANY}  # takes the long one, stays on it
+    other = [i["name"] for i in batches if i["kind"] == "start"]
+    assert other == ["s1", "s2", "s3"]
+    rest = list(busy)
+    assert {i["kind"] for i in rest} == {"batch"} and {n for i in rest for n in i["names"]} == {"long"}
+    assert sum(len(i["names"]) for i in rest) == 10
+
+
+@pytest.mark.slow
+def test_two_workers_write_each_video_once_with_the_right_rows(tmp_path):
+    """Two workers, items taken from whichever is ready: every video once, every row where it belongs."""
+    videos = [tiny_video(tmp_path / f"v{i}.mp4", n, seed=i) for i, n in enumerate((40, 16, 24))]
+    kw = dict(fps=25.0, stack=8, step=8, short_side=32, crop_size=32, batch_size=2)
+    model = prepare(sensitive_i3d(3, 6), fast=False)
+    out = tmp_path / "out"
+    work = Work([Job(v, v.stem) for v in videos], StreamSettings(**kw), ["rgb"], out, os.getpid(), never_complete)
+    result = run_pipeline(work, {"rgb": model}, Writer(out, ["rgb"], "separate", False, {}), num_workers=2)
+    assert sorted(result["done"]) == ["v0", "v1", "v2"] and not result["failed"]
+    for v in videos:
+        ref, _ = FeatureExtractor({"rgb": model}, ExtractSettings(**kw)).extract(v)
+        assert_same_rows(np.load(out / f"{v.stem}_rgb.npy"), ref["rgb"])
+
+
+def test_flow_travels_in_the_models_autocast_dtype_and_changes_no_row(tmp_path, monkeypatch):
+    """With a bf16 flow model, flow leaves the workers as bfloat16 and the rows are bit for bit those of
+    the same pipeline sending float32."""
+    from i3d_train import extract_pipeline
+
+    jobs = [Job(tiny_video(tmp_path / "v.mp4", 30), "v")]
+    s = StreamSettings(fps=25.0, stack=8, step=4, short_side=32, crop_size=32, batch_size=2, flow_method="farneback")
+    rows, seen = {}, {}
+    for transport in ("autocast", "float32"):
+        if transport == "float32":
+            monkeypatch.setattr(extract_pipeline, "for_models", lambda work, models: work)
+        model = Recording(prepare(sensitive_i3d(2, 7), precision="bf16"))
+        out = tmp_path / transport
+        work = Work(jobs, s, ["flow"], out, os.getpid(), never_complete)
+        run_pipeline(work, {"flow": model}, Writer(out, ["flow"], "separate", False, {}), 0)
+        rows[transport], seen[transport] = np.load(out / "v_flow.npy"), {d for _, d in model.seen}
+    assert seen == {"autocast": {torch.bfloat16}, "float32": {torch.float32}}
+    assert np.array_equal(rows["autocast"], rows["float32"]) and rows["autocast"].shape == (6, 1024)
+    assert np.abs(rows["autocast"][0] - rows["autocast"][1]).max() > 1e-3 * np.abs(rows["autocast"]).max()
 
 
 def test_padded_short_batches_give_the_same_rows(tmp_path):
-    """On a GPU a short batch is padded to the usual size (one shape for cuDNN): padding changes no row."""
+    """On a GPU a short batch is padded to the usual size (one shape for cuDNN): the model sees only full
+    batches, and padding changes no row."""
     jobs = [Job(tiny_video(tmp_path / f"v{i}.mp4", n, seed=i), f"v{i}") for i, n in enumerate((40, 24))]
     s = StreamSettings(fps=25.0, stack=8, step=8, short_side=32, crop_size=32, batch_size=3)  # 5 + 3: 3, 3, 2
-    model = prepare(sensitive_i3d(3, 5), precision="fp32")
-    rows = {}
+    rows, sizes = {}, {}
     for pad in (False, True):
+        model = Recording(prepare(sensitive_i3d(3, 5), precision="fp32"))
         out = tmp_path / f"out_{pad}"
         work = Work(jobs, s, ["rgb"], out, os.getpid(), never_complete)
         run_pipeline(work, {"rgb": model}, Writer(out, ["rgb"], "separate", False, {}), 0, pad_batches=pad)
-        rows[pad] = [np.load(out / f"v{i}_rgb.npy") for i in range(2)]
+        rows[pad], sizes[pad] = [np.load(out / f"v{i}_rgb.npy") for i in range(2)], [n for n, _ in model.seen]
+    assert sizes == {False: [3, 3, 2], True: [3, 3, 3]}
     assert [r.shape[0] for r in rows[True]] == [5, 3]
     assert_same_rows(np.concatenate(rows[True]), np.concatenate(rows[False]))
+
+
+def test_a_decoding_error_after_the_last_snippet_leaves_the_video_done(tmp_path, monkeypatch):
+    """A file whose tail does not decode: once every snippet is out, the frames after them are not read,
+    so the video is done (not done and failed at once)."""
+    from i3d_train import extract_pipeline
+    from i3d_train.video.reader import VideoDecodeError
+
+    real = extract_pipeline.iter_frames
+
+    def corrupt_tail(*args, **kwargs):
+        yield from real(*args, **kwargs)
+        raise VideoDecodeError("corrupt tail")
+
+    monkeypatch.setattr(extract_pipeline, "iter_frames", corrupt_tail)
+    s = StreamSettings(fps=25.0, stack=8, step=8, short_side=32, crop_size=32, batch_size=3)
+    out = tmp_path / "out"
+    work = Work([Job(tiny_video(tmp_path / "v.mp4", 27), "v")], s, ["rgb"], out, os.getpid(), never_complete)
+    model = prepare(random_i3d(3, 8), precision="fp32")
+    result = run_pipeline(work, {"rgb": model}, Writer(out, ["rgb"], "separate", False, {}), 0)
+    assert result["done"] == ["v"] and result["failed"] == [] and (out / "v.json").exists()
 
 
 def test_summary_lists_complete_failed_in_progress_and_missing(tmp_path, capsys):
