@@ -8,8 +8,8 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
+from i3d_train.errors import ConfigError
 from i3d_train.extract_run import run
-from i3d_train.pipeline import ConfigError
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="extract")

@@ -23,16 +23,13 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from i3d_train.checkpoint_io import AtomicCheckpointIO
 from i3d_train.data.ucf101 import DatasetFormatError
 from i3d_train.distributed import is_rank_zero, quiet_other_ranks
+from i3d_train.errors import ConfigError  # noqa: F401 - re-exported: `from i3d_train.pipeline import ConfigError`
 from i3d_train.evaluate import PredictionWriter
 from i3d_train.models.inflate import ImageNetWeightsError, init_from_imagenet
 from i3d_train.precision import trainer_config
 from i3d_train.protocols import ProtocolError, apply_protocol
 
 log = logging.getLogger(__name__)
-
-
-class ConfigError(RuntimeError):
-    """A user-facing problem with the config or the data, reported as one line."""
 
 
 def _instantiate_dict(cfg: DictConfig | None) -> list[Any]:
