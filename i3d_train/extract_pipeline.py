@@ -156,6 +156,15 @@ def _gray(frame: np.ndarray, resize: int | tuple[int, int]) -> np.ndarray:
     return cv2.cvtColor(np.ascontiguousarray(small), cv2.COLOR_RGB2GRAY)
 
 
+def views_hwc(frame: torch.Tensor, size: int, crops: str) -> torch.Tensor:
+    """:func:`i3d_train.features.views` of one channels-last frame: ``(h, w, 3)`` -> ``(V, size, size, 3)``."""
+    out = []
+    for top, left, flip in crop_boxes(frame.shape[0], frame.shape[1], size, crops):
+        v = frame[top : top + size, left : left + size]
+        out.append(v.flip(1) if flip else v)
+    return torch.stack(out)
+
+
 def video_snippets(
     plan: VideoPlan, s: StreamSettings, modalities: list[str], stats: dict | None = None, threads: int = 0
 ) -> Iterator[tuple[int, dict]]:
@@ -208,11 +217,7 @@ def video_snippets(
     for i, frame in source:
         if "rgb" in modalities and i < n:
             small = resize_frames(torch.from_numpy(frame[None]), resize)[0]  # h x w x 3
-            boxes = crop_boxes(small.shape[0], small.shape[1], s.crop_size, s.crops)
-            crops = [small[t : t + s.crop_size, x : x + s.crop_size] for t, x, _ in boxes]
-            rgb[i] = torch.stack([c.flip(1) if flip else c for c, (_, _, flip) in zip(crops, boxes, strict=False)])[
-                :, None
-            ]
+            rgb[i] = views_hwc(small, s.crop_size, s.crops)[:, None]
         latest = i if i < n else n - 1
         if "flow" in modalities:
             if s.flow_source == "folder":
@@ -251,14 +256,16 @@ class Work:
 def decoding_cores() -> int:
     """The cores this process may use (its CPU affinity: cgroups, ``taskset``, SLURM's binding), shared
     with the other processes of the node that torchrun (``LOCAL_WORLD_SIZE``) or SLURM started."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    node = os.cpu_count() or 1
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else node
+    if cores < node:  # bound to some cores (SLURM's binding, taskset): they are already this process's share
+        return cores
     per_node = os.environ.get("LOCAL_WORLD_SIZE") or os.environ.get("SLURM_NTASKS_PER_NODE") or "1"
     try:
-        per_node_n = max(1, int(per_node.split("(")[0]))  # SLURM may write "4(x2)"
+        ranks = max(1, int(per_node.split("(")[0]))  # SLURM may write "4(x2)"
     except ValueError:
-        per_node_n = 1
-    # with an affinity set per process (SLURM's binding) the share is already this process's own
-    return max(1, cores // per_node_n) if cores == (os.cpu_count() or cores) else cores
+        ranks = 1
+    return max(1, cores // ranks)
 
 
 class SnippetBatches(IterableDataset):

@@ -242,7 +242,9 @@ def test_probe_cache_fills_once_and_reads_back():
 
 def test_loader_opens_each_video_once_per_sample_across_workers_and_epochs(index_video, tmp_path, monkeypatch):
     """2 videos x 4 clips, 2 workers that are not persistent, 2 epochs: each video is probed once in
-    the whole run, and every sample opens its file once (before: twice, probe + decode)."""
+    the whole run, and every sample opens its file once (before: twice, probe + decode). Batches of 4
+    give each worker its own video in the first epoch: two workers reaching an unprobed video at the
+    same moment would both probe it (documented), which made this count depend on timing."""
     videos = [index_video(n=60, name=f"v{i}.mp4") for i in range(2)]
     opens = tmp_path / "opens.txt"
     open_video = reader.open_video
@@ -256,7 +258,7 @@ def test_loader_opens_each_video_once_per_sample_across_workers_and_epochs(index
     items = [VideoItem(p, 0, p.name) for p in videos]
     ds = VideoDataset(items, 8, 25.0, 1, UniformClipSampler(4), ClipTransform(64, 56, train=True))
     assert len(ds) == 8
-    loader = DataLoader(ds, batch_size=2, num_workers=2, persistent_workers=False, multiprocessing_context="fork")
+    loader = DataLoader(ds, batch_size=4, num_workers=2, persistent_workers=False, multiprocessing_context="fork")
     samples = 0
     for _ in range(2):
         for batch in loader:
