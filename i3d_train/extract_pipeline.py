@@ -520,8 +520,6 @@ def run_pipeline(
             elif kind == "start":
                 writer.start(item["name"], item["manifest"])
             elif kind == "error":
-                if item["name"] in result["done"]:  # every row was already written: the video is complete
-                    continue
                 writer.discard(item["name"])
                 ended(item["name"], "failed", item["error"])
             else:
