@@ -1,7 +1,7 @@
 """Evaluate a trained checkpoint, or fuse two:  python eval.py ckpt_path=<rgb.ckpt> [fuse_with=<flow.ckpt>]
 Evaluate a state dict (released weights):     python eval.py weights=<file.pt> model=<name> data=<name> [data.*]
 
-Composes conf/eval.yaml and calls i3d_train.eval_run.evaluate.
+Composes conf/eval.yaml and calls i3d_train.evaluation.run.evaluate.
 """
 
 import sys
@@ -9,9 +9,9 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from i3d_train.distributed import share_run_time
-from i3d_train.eval_run import evaluate
-from i3d_train.pipeline import ConfigError
+from i3d_train.errors import ConfigError
+from i3d_train.evaluation.run import evaluate
+from i3d_train.runtime.distributed import share_run_time
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="eval")

@@ -1,6 +1,6 @@
 """Extract I3D features for temporal action localization:  python extract.py input=<videos>
 
-Composes conf/extract.yaml and calls i3d_train.extract_run.run.
+Composes conf/extract.yaml and calls i3d_train.features.run.run.
 """
 
 import sys
@@ -9,7 +9,7 @@ import hydra
 from omegaconf import DictConfig
 
 from i3d_train.errors import ConfigError
-from i3d_train.extract_run import run
+from i3d_train.features.run import run
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="extract")

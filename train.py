@@ -1,9 +1,9 @@
 """Train an action-recognition model:  python train.py model=i3d data=ucf101
 
-Composes conf/train.yaml (see the README for the config groups) and calls i3d_train.pipeline.train.
+Composes conf/train.yaml (see the README for the config groups) and calls i3d_train.train.run.train.
 In a multirun (``-m``), a run that fails is logged (traceback in its folder's ``error.txt``, written by
 rank 0 only) and the sweep goes on; its W&B run, if any, is finished as failed. Every process of a
-multi-GPU run (Lightning's or torchrun's) uses rank 0's run folder (``i3d_train.distributed``).
+multi-GPU run (Lightning's or torchrun's) uses rank 0's run folder (``i3d_train.runtime.distributed``).
 """
 
 import logging
@@ -17,8 +17,9 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from i3d_train.distributed import is_rank_zero, share_run_time
-from i3d_train.pipeline import ConfigError, train
+from i3d_train.errors import ConfigError
+from i3d_train.runtime.distributed import is_rank_zero, share_run_time
+from i3d_train.train.run import train
 
 log = logging.getLogger("train")
 

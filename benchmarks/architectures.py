@@ -21,7 +21,7 @@ from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from omegaconf import open_dict
 
-from i3d_train.pipeline import train
+from i3d_train.train.run import train
 
 CONF = str(Path(__file__).resolve().parents[1] / "conf")
 

@@ -8,7 +8,7 @@
 
 Speed: synthetic videos (a textured background panning under a moving square, with sensor noise, H.264)
 and flow folders in ``python -m i3d_train.flow``'s format (synthetic smooth fields) go through the
-overlapped pipeline (:mod:`i3d_train.extract_pipeline`: ``--workers`` DataLoader workers decode, resize
+overlapped pipeline (:mod:`i3d_train.features.pipeline`: ``--workers`` DataLoader workers decode, resize
 and crop; the main process runs the model and writes). For each modality and worker count it prints:
 
 - **loader alone**: snippets/s of the workers with no model (the decoding capacity);
@@ -46,19 +46,19 @@ import cv2
 import numpy as np
 import torch
 
-from i3d_train.extract_pipeline import (
+from i3d_train.features.pipeline import (
     Job,
     SnippetBatches,
     StreamSettings,
     Work,
-    Writer,
     for_models,
     run_pipeline,
     snippet_loader,
     to_model_input,
 )
-from i3d_train.flow.extract import FlowStore, write_flow_folder
-from i3d_train.inference import prepare
+from i3d_train.features.writer import Writer
+from i3d_train.flow.store import FlowStore, write_flow_folder
+from i3d_train.inference.fast import prepare
 from i3d_train.models.i3d import InceptionI3d
 
 ROOT = Path(__file__).resolve().parents[1]

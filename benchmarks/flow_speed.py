@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from i3d_train.data.synthetic import SyntheticConfig, render_video
-from i3d_train.flow.extract import compute_flow, to_gray
+from i3d_train.flow.compute import compute_flow, to_gray
 from i3d_train.flow.truth import CASES, epe, synthetic_pair
 from i3d_train.flow.tvl1 import tvl1
 from i3d_train.video.files import find_videos

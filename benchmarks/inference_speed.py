@@ -6,7 +6,7 @@ this machine's matrix-multiply rate in the same precision (the ceiling).
 
 Inference: snippets/s and achieved GFLOP/s (FLOPs of one snippet counted with torch's FlopCounterMode,
 2 per multiply-add) for the reference (fp32, eager, batch norm separate) and the fast paths of
-``i3d_train.inference.prepare`` (batch norm folded, channels_last_3d, fp32 / bf16 [/ fp16 on GPUs],
+``i3d_train.inference.fast.prepare`` (batch norm folded, channels_last_3d, fp32 / bf16 [/ fp16 on GPUs],
 optionally torch.compile). Training: clips/s of a full SGD step, fp32 and with bf16 autocast.
 """
 
@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
-from i3d_train.inference import cpu_has_bf16, prepare
+from i3d_train.inference.fast import cpu_has_bf16, prepare
 from i3d_train.models.i3d import InceptionI3d
 
 

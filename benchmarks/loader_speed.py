@@ -30,9 +30,10 @@ from torch.utils.data import DataLoader
 from i3d_train.data.dataset import VideoDataset, VideoItem
 from i3d_train.data.frames import write_frame_folder
 from i3d_train.data.samplers import RandomClipSampler
-from i3d_train.data.synthetic import SyntheticConfig, render_video, write_video
+from i3d_train.data.synthetic import SyntheticConfig, render_video
 from i3d_train.data.transforms import ClipTransform
 from i3d_train.video.reader import probe, read_frames
+from i3d_train.video.writer import write_video
 
 FRAMES = 64
 

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import torch
 
-from i3d_train.inference import prepare
+from i3d_train.inference.fast import prepare
+from i3d_train.inference.predict import load_model, stream_logits
 from i3d_train.models.i3d import InceptionI3d
-from i3d_train.predict import load_model, stream_logits
 
 ROOT = Path(__file__).resolve().parents[1]
 

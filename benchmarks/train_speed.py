@@ -41,8 +41,8 @@ from hydra.utils import instantiate
 from torch.utils.data import DataLoader, Dataset
 
 from i3d_train.data.datamodule import ClipSpec
-from i3d_train.inference import cpu_has_bf16
-from i3d_train.precision import resolve_precision, trainer_config
+from i3d_train.engine.trainer_options import resolve_precision, trainer_config
+from i3d_train.inference.fast import cpu_has_bf16
 
 CONF = str(Path(__file__).resolve().parents[1] / "conf")
 MODELS = ["i3d", "c3d", "convnet_lstm", "two_stream", "fused_two_stream", "i3d_two_stream"]

@@ -17,7 +17,7 @@ from pathlib import Path
 from hydra import compose, initialize_config_dir
 from omegaconf import open_dict
 
-from i3d_train.pipeline import train
+from i3d_train.train.run import train
 
 CONF = str(Path(__file__).resolve().parents[1] / "conf")
 

@@ -1,5 +1,5 @@
 """i3d-train: config-driven training of the architectures of "Quo Vadis, Action Recognition?"."""
 
-from i3d_train.config import register_resolvers
+from i3d_train.resolvers import register_resolvers
 
 register_resolvers()

@@ -4,3 +4,7 @@ commands that do not train import it without PyTorch Lightning)."""
 
 class ConfigError(RuntimeError):
     """A user-facing problem with the config or the data, reported as one line."""
+
+
+class ProtocolError(ValueError):
+    """Initial weights or a transfer protocol that cannot be applied as configured (one line for the user)."""

@@ -11,7 +11,7 @@ import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, open_dict
 
-from i3d_train.data.synthetic import write_video
+from i3d_train.video.writer import write_video
 
 CONF_DIR = str(Path(__file__).resolve().parents[1] / "conf")
 

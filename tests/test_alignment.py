@@ -14,14 +14,17 @@ import torch
 
 from i3d_train.data.dataset import VideoDataset, VideoItem
 from i3d_train.data.samplers import CenterClipSampler
-from i3d_train.data.synthetic import SyntheticConfig, render_video, write_video
+from i3d_train.data.synthetic import SyntheticConfig, render_video
 from i3d_train.data.transforms import ClipTransform
-from i3d_train.extract_run import list_inputs
-from i3d_train.features import ExtractSettings, FeatureExtractor
-from i3d_train.flow.extract import ExtractOptions, FlowStore, extract_video, write_flow_folder
+from i3d_train.errors import ConfigError
+from i3d_train.features.reference import FeatureExtractor
+from i3d_train.features.run import list_inputs
+from i3d_train.features.snippets import ExtractSettings
+from i3d_train.flow.store import FlowStore, write_flow_folder
+from i3d_train.flow.video import ExtractOptions, extract_video
 from i3d_train.models.i3d import InceptionI3d
-from i3d_train.pipeline import ConfigError
 from i3d_train.video.reader import loop, probe
+from i3d_train.video.writer import write_video
 
 ROOT = Path(__file__).resolve().parents[1]
 LEVEL = 20  # gray level step per frame of the "gray index" video
@@ -72,7 +75,7 @@ def test_computed_and_stored_flow_give_the_same_looped_clip(tmp_path):
     info = probe(video)
     s = dict(short_side=48, flow_method="farneback")
     computed = FeatureExtractor({"flow": None}, ExtractSettings(**s))._flow(video, idx, info, None, None)
-    from i3d_train.flow.extract import read_meta
+    from i3d_train.flow.store import read_meta
 
     meta = read_meta(tmp_path / "flow")
     stored = FeatureExtractor({"flow": None}, ExtractSettings(**s, flow_source="folder"))._flow(

@@ -15,12 +15,13 @@ from i3d_train.data.dataset import VideoDataset, VideoItem
 from i3d_train.data.frames import probe_frames, read_frame_folder, write_frame_folder
 from i3d_train.data.hmdb51 import parse_hmdb51
 from i3d_train.data.kinetics import parse_kinetics400
-from i3d_train.data.labels import kinetics400_classes
 from i3d_train.data.samplers import CenterClipSampler
 from i3d_train.data.splits import DatasetFormatError
 from i3d_train.data.synthetic import SyntheticConfig, generate
 from i3d_train.data.transforms import ClipTransform
-from i3d_train.pipeline import ConfigError, train
+from i3d_train.errors import ConfigError
+from i3d_train.resources import kinetics400_classes
+from i3d_train.train.run import train
 from tests.conftest import compose_train, decode_index, index_frames
 
 ASSETS = Path(__file__).parent / "assets"

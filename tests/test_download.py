@@ -22,15 +22,16 @@ import numpy as np
 import pytest
 import torch
 
-from i3d_train.data.labels import kinetics400_classes
-from i3d_train.extract_run import load_i3d
+from i3d_train.errors import ConfigError
+from i3d_train.features.run import load_i3d
 from i3d_train.models.i3d import InceptionI3d
 from i3d_train.models.inception_v1 import InceptionV1
-from i3d_train.models.inflate import init_from_imagenet
-from i3d_train.pipeline import ConfigError
-from i3d_train.protocols import ProtocolError, load_init_state_dict
+from i3d_train.resources import kinetics400_classes
+from i3d_train.train.transfer import ProtocolError
 from i3d_train.weights import registry
 from i3d_train.weights.download import ChecksumError, DownloadError, fetch, file_hash
+from i3d_train.weights.imagenet import init_from_imagenet
+from i3d_train.weights.loading import load_init_state_dict
 from i3d_train.weights.pretrained import WeightsError, install
 from tests.test_inflate import torchvision_googlenet_state_dict
 
@@ -341,7 +342,8 @@ def test_download_command_against_a_loopback_server(tmp_path, flow_port):
 def test_readme_quick_path_two_stream_features(tmp_path):
     """README: download rgb-imagenet and flow-imagenet (here from a loopback mirror), then
     `python extract.py modalities=[rgb,flow]` with the default weights paths."""
-    from i3d_train.data.synthetic import SyntheticConfig, render_video, write_video
+    from i3d_train.data.synthetic import SyntheticConfig, render_video
+    from i3d_train.video.writer import write_video
 
     rgb, _ = port_checkpoint_bytes(400, 3, seed=8)
     flow, _ = port_checkpoint_bytes(400, 2, seed=9)

@@ -13,10 +13,10 @@ import pytest
 import torch
 
 from i3d_train.data.samplers import WholeVideoSampler
-from i3d_train.evaluate import fuse_predictions, metrics_of, read_predictions
-from i3d_train.metrics import first_occurrences, video_level_scores
-from i3d_train.pipeline import train
+from i3d_train.engine.metrics import first_occurrences, video_level_scores
+from i3d_train.engine.predictions import fuse_predictions, metrics_of, read_predictions
 from i3d_train.report.cli import main as report_main
+from i3d_train.train.run import train
 from tests.conftest import compose_train
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -146,8 +146,8 @@ def test_eval_under_two_process_ddp_counts_every_video_once(trained, tmp_path):
 
 def test_whole_video_protocol_and_three_crops(tmp_path):
     from i3d_train.data.dataset import VideoDataset, VideoItem
-    from i3d_train.data.synthetic import write_video
     from i3d_train.data.transforms import ClipTransform
+    from i3d_train.video.writer import write_video
     from tests.conftest import index_frames
 
     write_video(tmp_path / "v.mp4", index_frames(30, height=64), 25, crf=10)

@@ -14,16 +14,16 @@ import pytest
 import pytorch_lightning as pl
 import torch
 
-from i3d_train.data.labels import kinetics400_classes
-from i3d_train.data.synthetic import write_video
-from i3d_train.eval_run import load_weights
-from i3d_train.evaluate import read_classes, read_predictions
-from i3d_train.labels_map import ClassMismatchError, head_rows, labels_path
+from i3d_train.engine.predictions import read_classes, read_predictions
+from i3d_train.errors import ConfigError
+from i3d_train.evaluation.weights import load_weights
+from i3d_train.inference.predict import main as predict_main
 from i3d_train.models.i3d import InceptionI3d
 from i3d_train.models.multistream import MultiStream
-from i3d_train.pipeline import ConfigError
-from i3d_train.predict import main as predict_main
-from i3d_train.protocols import ProtocolError, apply_protocol
+from i3d_train.resources import kinetics400_classes
+from i3d_train.train.transfer import ProtocolError, apply_protocol
+from i3d_train.video.writer import write_video
+from i3d_train.weights.labels import ClassMismatchError, head_rows, labels_path
 
 ROOT = Path(__file__).resolve().parents[1]
 ASSETS = Path(__file__).parent / "assets"

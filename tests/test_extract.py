@@ -11,13 +11,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from i3d_train.data.synthetic import SyntheticConfig, render_video, write_video
-from i3d_train.features import snippet_starts
-from i3d_train.flow.extract import compute_flow, to_gray
-from i3d_train.inference import fold_batchnorm, prepare
+from i3d_train.data.synthetic import SyntheticConfig, render_video
+from i3d_train.features.snippets import snippet_starts
+from i3d_train.flow.compute import compute_flow, to_gray
+from i3d_train.inference.fast import fold_batchnorm, prepare
 from i3d_train.models.i3d import InceptionI3d
 from i3d_train.video.reader import read_frames
 from i3d_train.video.resize import frames_to_unit, resize_frames
+from i3d_train.video.writer import write_video
 from tests.conftest import assert_same_rows, randomize_batchnorm, sensitive_i3d
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -16,27 +16,29 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 
-from i3d_train.data.synthetic import SyntheticConfig, render_video, write_video
-from i3d_train.extract_pipeline import (
+from i3d_train.data.synthetic import SyntheticConfig, render_video
+from i3d_train.features.pipeline import (
     Job,
     SnippetBatches,
     StreamSettings,
     Work,
-    Writer,
     plan_video,
     run_pipeline,
     to_model_input,
     video_snippets,
 )
-from i3d_train.features import ExtractSettings, FeatureExtractor
-from i3d_train.features_summary import format_summary, summarize
-from i3d_train.inference import prepare
+from i3d_train.features.reference import FeatureExtractor
+from i3d_train.features.snippets import ExtractSettings
+from i3d_train.features.summary import format_summary, summarize
+from i3d_train.features.writer import Writer
+from i3d_train.inference.fast import prepare
+from i3d_train.inference.predict import stream_logits
 from i3d_train.models.i3d import InceptionI3d
-from i3d_train.predict import stream_logits
-from i3d_train.sharding import Shard, launcher_shard, parse_shard, select, shard_of, try_lock
+from i3d_train.runtime.sharding import Shard, launcher_shard, parse_shard, select, shard_of, try_lock
 from i3d_train.video.reader import open_video, probe, read_frames
 from i3d_train.video.resize import frames_to_unit
 from i3d_train.video.stream import iter_frames
+from i3d_train.video.writer import write_video
 from tests.conftest import assert_same_rows, randomize_batchnorm, sensitive_i3d
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -168,7 +170,7 @@ def test_decoding_threads_are_set_and_change_no_frame(tmp_path):
 def test_decoding_cores_are_shared_with_the_nodes_other_ranks(monkeypatch):
     """A worker's decoding threads come from the cores this process may use, split between the ranks
     torchrun or SLURM started on the node (each would otherwise size its decoders for the whole node)."""
-    from i3d_train.extract_pipeline import decoding_cores
+    from i3d_train.features.pipeline import decoding_cores
 
     monkeypatch.setattr(os, "cpu_count", lambda: 16)
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(16)))
@@ -304,7 +306,7 @@ def test_a_decoding_error_after_the_last_snippet_leaves_the_video_done(tmp_path,
 
 
 def test_summary_lists_complete_failed_in_progress_and_missing(tmp_path, capsys):
-    from i3d_train.features import main
+    from i3d_train.features.reference import main
 
     (tmp_path / ".extract").mkdir()
     (tmp_path / ".extract" / "videos.json").write_text(json.dumps({"names": ["a/x", "b", "c", "d"]}))
@@ -403,7 +405,7 @@ def test_two_shards_do_each_video_once_and_the_summary_says_so(tmp_path):
     assert writers == {n: f"{shard_of(n, 2)}/2" for n in names}  # each by its own shard only
     done = [int(out.split(" done")[0].split()[-1]) for _, out, _ in results]
     assert sum(done) == len(names)
-    code, out, _ = finish(run(["summary", str(tmp_path / "f")], tmp_path, module="i3d_train.features"))
+    code, out, _ = finish(run(["summary", str(tmp_path / "f")], tmp_path, module="i3d_train.features.reference"))
     assert code == 0 and "5 listed, 5 complete, 0 failed, 0 in progress, 0 missing" in out
     assert "shards ended: 0/2" in out and "1/2" in out
 
@@ -422,7 +424,7 @@ def test_two_processes_on_the_same_list_never_write_the_same_video(tmp_path):
 
 @pytest.mark.slow
 def test_predict_streams_in_chunks_close_to_one_whole_pass(tmp_path, monkeypatch):
-    import i3d_train.predict as predict
+    import i3d_train.inference.predict as predict
 
     path = tiny_video(tmp_path / "v.mp4", 72, h=32, w=32)
     model = prepare(random_i3d(3, 6), fast=False)

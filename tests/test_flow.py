@@ -5,9 +5,11 @@ import json
 import numpy as np
 import pytest
 
-from i3d_train.data.synthetic import _smooth_noise, write_video
+from i3d_train.data.synthetic import _smooth_noise
 from i3d_train.flow.cli import main as flow_main
-from i3d_train.flow.extract import ExtractOptions, FlowStore, extract_video, read_flow
+from i3d_train.flow.store import FlowStore, read_flow
+from i3d_train.flow.video import ExtractOptions, extract_video
+from i3d_train.video.writer import write_video
 
 SPEED = 2  # px / frame to the right
 
@@ -52,7 +54,7 @@ def test_known_translation_is_recovered_after_storage(tmp_path, method):
 
 
 def test_storage_round_trip_and_range(tmp_path):
-    from i3d_train.flow.extract import write_flow_folder
+    from i3d_train.flow.store import write_flow_folder
 
     rng = np.random.default_rng(1)
     fields = np.stack([(_smooth_noise(rng, 64, 80, 4) - 0.5) * 50 for _ in range(6)])  # 6 x 64 x 80

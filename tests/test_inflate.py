@@ -4,20 +4,21 @@
 import pytest
 import torch
 
+from i3d_train.errors import ConfigError
 from i3d_train.models.c3d import C3D
 from i3d_train.models.i3d import InceptionI3d
 from i3d_train.models.inception_v1 import InceptionV1
-from i3d_train.models.inflate import (
+from i3d_train.models.inflate import inflate
+from i3d_train.models.loading import WeightsMismatchError, load_without_classifier
+from i3d_train.models.two_stream import TwoStream2D
+from i3d_train.train.run import train
+from i3d_train.weights.imagenet import (
     TORCHVISION_BLOCKS,
     ImageNetWeightsError,
     from_torchvision,
-    inflate,
     init_from_imagenet,
     load_2d,
 )
-from i3d_train.models.loading import WeightsMismatchError, load_without_classifier
-from i3d_train.models.two_stream import TwoStream2D
-from i3d_train.pipeline import ConfigError, train
 from tests.conftest import compose_train, randomize_batchnorm
 
 

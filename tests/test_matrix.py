@@ -27,7 +27,8 @@ import hydra
 import pytest
 import torch
 
-from i3d_train.pipeline import ConfigError, train
+from i3d_train.errors import ConfigError
+from i3d_train.train.run import train
 from tests.conftest import CONF_DIR, compose_train
 
 MODELS = sorted(p.stem for p in Path(CONF_DIR, "model").glob("*.yaml"))

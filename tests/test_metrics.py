@@ -2,7 +2,7 @@
 
 import torch
 
-from i3d_train.metrics import video_level_scores, video_metrics
+from i3d_train.engine.metrics import video_level_scores, video_metrics
 
 
 def test_video_scores_average_clips_and_count_each_video_once():

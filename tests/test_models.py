@@ -6,13 +6,13 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
+from i3d_train.engine.classifier import VideoClassifier
 from i3d_train.models.c3d import C3D
 from i3d_train.models.convnet_lstm import ConvNetLSTM
 from i3d_train.models.i3d import InceptionI3d
 from i3d_train.models.inception_v1 import InceptionV1
 from i3d_train.models.multistream import MultiStream
 from i3d_train.models.two_stream import FusedTwoStream, TwoStream2D, stack_flow
-from i3d_train.module import VideoClassifier
 from tests.conftest import compose_train
 
 # Paper Table 1 parameter counts (millions), 400 Kinetics classes.

@@ -12,15 +12,15 @@ from torch import nn
 from torch.utils.data import DataLoader
 from torchmetrics.classification import MulticlassAccuracy
 
-import i3d_train.inference as inference
-import i3d_train.module as module_lib
+import i3d_train.engine.classifier as module_lib
+import i3d_train.inference.fast as inference
 import i3d_train.video.reader as reader
 from i3d_train.data.dataset import VideoDataset, VideoItem
 from i3d_train.data.probe_cache import ProbeCache
 from i3d_train.data.samplers import UniformClipSampler
 from i3d_train.data.transforms import ClipTransform
-from i3d_train.module import VideoClassifier
-from i3d_train.precision import resolve_precision, to_channels_last, trainer_config
+from i3d_train.engine.classifier import VideoClassifier
+from i3d_train.engine.trainer_options import resolve_precision, to_channels_last, trainer_config
 
 CPUINFO = "processor : 0\nflags : fpu sse sse2 avx avx2 avx512f {extra}\n"
 

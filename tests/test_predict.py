@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from i3d_train.data.synthetic import write_video
+from i3d_train.inference.predict import load_video, main
 from i3d_train.models.i3d import InceptionI3d
-from i3d_train.predict import load_video, main
+from i3d_train.video.writer import write_video
 from tests.conftest import index_frames
 
 ASSETS = Path(__file__).parent / "assets"

@@ -5,9 +5,9 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader
 
+from i3d_train.engine.classifier import VideoClassifier
 from i3d_train.models.i3d import InceptionI3d
-from i3d_train.module import VideoClassifier
-from i3d_train.protocols import ProtocolError, apply_protocol
+from i3d_train.train.transfer import ProtocolError, apply_protocol
 
 
 @pytest.fixture

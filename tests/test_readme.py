@@ -22,10 +22,11 @@ import torch
 import yaml
 
 from i3d_train.data.synthetic import SyntheticConfig, generate
+from i3d_train.errors import ConfigError
+from i3d_train.inference.predict import main as predict_main
 from i3d_train.models.c3d import C3D
 from i3d_train.models.i3d import InceptionI3d
-from i3d_train.pipeline import ConfigError, train
-from i3d_train.predict import main as predict_main
+from i3d_train.train.run import train
 from tests.conftest import compose_train
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -19,9 +19,10 @@ import numpy as np
 import pytest
 import torch
 
-from i3d_train.data.synthetic import SyntheticConfig, generate, write_video
+from i3d_train.data.synthetic import SyntheticConfig, generate
 from i3d_train.models.i3d import InceptionI3d
 from i3d_train.video.reader import probe, read_frames
+from i3d_train.video.writer import write_video
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT), "WANDB_MODE": "offline", "WANDB_SILENT": "true"}
@@ -121,7 +122,17 @@ def test_predict_command_json(tmp_path):
     torch.save(InceptionI3d(400).state_dict(), weights)
     video = tmp_path / "my_video.mp4"
     write_video(video, moving_frames(20, h=128, w=160), 25)
-    cmd = [sys.executable, "-m", "i3d_train.predict", str(video), "--weights", str(weights), "--top", "5", "--json"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "i3d_train.inference.predict",
+        str(video),
+        "--weights",
+        str(weights),
+        "--top",
+        "5",
+        "--json",
+    ]
     proc = run(cmd, tmp_path)
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)

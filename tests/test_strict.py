@@ -16,14 +16,14 @@ from torch.utils.data import DataLoader
 
 from i3d_train.data.dataset import VideoDataset, VideoItem
 from i3d_train.data.samplers import CenterClipSampler
-from i3d_train.data.synthetic import write_video
 from i3d_train.data.transforms import ClipTransform, SpatialParams
-from i3d_train.flow.extract import FlowStore, read_flow, write_flow_folder
+from i3d_train.engine.classifier import VideoClassifier
+from i3d_train.flow.store import FlowStore, read_flow, write_flow_folder
 from i3d_train.models.i3d import InceptionI3d
 from i3d_train.models.multistream import MultiStream
 from i3d_train.models.two_stream import frames_2d, stack_flow
-from i3d_train.module import VideoClassifier
-from i3d_train.protocols import apply_protocol
+from i3d_train.train.transfer import apply_protocol
+from i3d_train.video.writer import write_video
 from tests.conftest import compose_train
 from tests.test_models import PAPER_PARAMS, build
 

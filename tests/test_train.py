@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from i3d_train.pipeline import ConfigError, train
+from i3d_train.errors import ConfigError
+from i3d_train.train.run import train
 from tests.conftest import compose_train
 
 ROOT = Path(__file__).resolve().parents[1]

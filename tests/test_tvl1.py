@@ -125,7 +125,7 @@ def test_bad_input_says_what_was_expected():
 
 
 def test_compute_flow_torch_backend_batches_consecutive_pairs():
-    from i3d_train.flow.extract import compute_flow
+    from i3d_train.flow.compute import compute_flow
 
     a, b = natural_pair(40, 52, seed=5, motion=1.0)
     gray = np.stack([a, b, a, b])  # 3 pairs: forward, backward, forward
@@ -140,7 +140,7 @@ def test_compute_flow_torch_backend_batches_consecutive_pairs():
 
 
 def test_backend_resolution_and_bad_combinations():
-    from i3d_train.flow.extract import CPU_BACKEND, resolve_backend
+    from i3d_train.flow.compute import CPU_BACKEND, resolve_backend
 
     assert resolve_backend("tvl1", "auto", "cpu") == (CPU_BACKEND, "cpu")
     assert resolve_backend("tvl1", "torch", "cpu") == ("torch", "cpu")
@@ -165,8 +165,8 @@ def test_local_rank_from_torchrun_or_slurm():
 
 
 def test_one_process_per_gpu(monkeypatch):
-    from i3d_train.flow.extract import ExtractOptions
     from i3d_train.flow.parallel import plan_workers
+    from i3d_train.flow.video import ExtractOptions
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 3)
@@ -199,7 +199,7 @@ def _flow_cmd(cmd: str, cwd: Path, **env) -> subprocess.CompletedProcess:
 
 
 def _tiny_videos(root: Path, names: list[str]) -> None:
-    from i3d_train.data.synthetic import write_video
+    from i3d_train.video.writer import write_video
 
     a, b = natural_pair(48, 64, seed=6, motion=1.5)
     for name in names:  # 3 frames, 2 flow frames (there and back)
@@ -208,7 +208,8 @@ def _tiny_videos(root: Path, names: list[str]) -> None:
 
 @pytest.mark.slow
 def test_readme_torch_flow_command_makes_folders_interchangeable_with_opencv(tmp_path):
-    from i3d_train.flow.extract import ExtractOptions, extract_video, read_flow, read_meta
+    from i3d_train.flow.store import read_flow, read_meta
+    from i3d_train.flow.video import ExtractOptions, extract_video
 
     src = tmp_path / "data/ucf101/UCF-101"
     _tiny_videos(src / "Cls", ["v_Cls_g01_c01"])
@@ -233,7 +234,7 @@ def test_readme_torch_flow_command_makes_folders_interchangeable_with_opencv(tmp
 
 @pytest.mark.slow
 def test_readme_torchrun_command_splits_videos_over_ranks(tmp_path):
-    from i3d_train.sharding import shard_of
+    from i3d_train.runtime.sharding import shard_of
 
     names = ["a", "d"]  # one video per rank (shard_of: "Cls/a" -> 1, "Cls/d" -> 0)
     _tiny_videos(tmp_path / "data/ucf101/UCF-101/Cls", names)

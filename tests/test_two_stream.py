@@ -13,13 +13,13 @@ from torch import nn
 
 from i3d_train.data.datamodule import VideoDataModule
 from i3d_train.data.ucf101 import DatasetFormatError
-from i3d_train.flow.extract import FlowMethodError, is_complete, read_meta
-from i3d_train.metrics import fuse
+from i3d_train.engine.classifier import VideoClassifier
+from i3d_train.engine.metrics import fuse
+from i3d_train.flow.store import FlowMethodError, is_complete, read_meta
 from i3d_train.models.i3d import InceptionI3d
 from i3d_train.models.multistream import MultiStream
-from i3d_train.module import VideoClassifier
-from i3d_train.pipeline import train
-from i3d_train.protocols import ProtocolError, apply_protocol
+from i3d_train.train.run import train
+from i3d_train.train.transfer import ProtocolError, apply_protocol
 from tests.conftest import compose_train
 
 

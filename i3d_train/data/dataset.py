@@ -20,7 +20,7 @@ from i3d_train.data.frames import probe_frames, read_frame_folder
 from i3d_train.data.probe_cache import ProbeCache
 from i3d_train.data.samplers import ClipSampler, clip_indices
 from i3d_train.data.transforms import ClipTransform
-from i3d_train.flow.extract import is_complete, read_flow, read_meta
+from i3d_train.flow.store import is_complete, read_flow, read_meta
 from i3d_train.video.reader import VideoDecodeError, loop, probe, read_frames
 from i3d_train.video.resize import resize_flow, resize_frames
 

@@ -20,8 +20,8 @@ import os
 from pathlib import Path
 
 from i3d_train.data.dataset import VideoItem
-from i3d_train.data.labels import kinetics400_classes
 from i3d_train.data.splits import DatasetFormatError, SplitLists
+from i3d_train.resources import kinetics400_classes
 from i3d_train.video.files import is_video
 
 LAYOUT = (

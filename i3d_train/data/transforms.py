@@ -13,12 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from i3d_train.video.resize import (
-    center_offsets,
-    crop,
-    frames_to_unit,
-    resize_frames,
-)
+from i3d_train.video.resize import center_offsets, crop, frames_to_unit, resize_frames
 
 
 @dataclass

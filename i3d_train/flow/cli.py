@@ -17,8 +17,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from i3d_train.flow.extract import BACKENDS, METHODS, ExtractOptions, resolve_backend
+from i3d_train.flow.compute import BACKENDS, METHODS, resolve_backend
 from i3d_train.flow.parallel import run
+from i3d_train.flow.video import ExtractOptions
 
 
 def main(argv: list[str] | None = None) -> int:

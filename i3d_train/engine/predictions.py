@@ -11,7 +11,7 @@ writes, on the main process, once per test run:
 - ``confusion_matrix.png`` and ``per_class_accuracy.png``, also logged to W&B when a W&B logger is on.
 
 Video-level scores are the softmax scores of all of a video's clips (x crops) averaged; each video
-counts once whatever the number of processes (see ``i3d_train.module``).
+counts once whatever the number of processes (see ``i3d_train.engine.classifier``).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 
-from i3d_train.metrics import video_metrics
+from i3d_train.engine.metrics import video_metrics
 
 log = logging.getLogger(__name__)
 

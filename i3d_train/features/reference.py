@@ -15,65 +15,17 @@ corners and the center, and their mirror images, flow x negated), values in [-1,
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from i3d_train.flow.extract import check_fps, compute_flow, read_flow, read_meta, to_gray
-from i3d_train.inference import InferenceModel
+from i3d_train.features.snippets import ExtractSettings, snippet_starts, views
+from i3d_train.flow.compute import compute_flow, to_gray
+from i3d_train.flow.store import check_fps, read_flow, read_meta
+from i3d_train.inference.fast import InferenceModel
 from i3d_train.video.reader import loop, probe, read_frames
-from i3d_train.video.resize import center_offsets, frames_to_unit, resize_flow, resize_frames
-
-
-def snippet_starts(num_frames: int, stack: int, step: int) -> list[int]:
-    """First frame of every snippet (one snippet, looped, for videos shorter than ``stack``)."""
-    if num_frames <= stack:
-        return [0]
-    return list(range(0, num_frames - stack + 1, step))
-
-
-def crop_boxes(h: int, w: int, size: int, crops: str) -> list[tuple[int, int, bool]]:
-    """``(top, left, flip)`` of each view: ``center`` or ``ten_crop``."""
-    top, left = center_offsets(h, w, size)
-    if crops == "center":
-        return [(top, left, False)]
-    if crops != "ten_crop":
-        raise ValueError(f"crops must be 'center' or 'ten_crop', got {crops!r}")
-    five = [(0, 0), (0, w - size), (h - size, 0), (h - size, w - size), (top, left)]
-    return [(t, x, f) for f in (False, True) for t, x in five]
-
-
-def views(clip: torch.Tensor, size: int, crops: str, is_flow: bool) -> torch.Tensor:
-    """``(C, T, H, W)`` -> ``(V, C, T, size, size)``."""
-    out = []
-    for top, left, flip in crop_boxes(clip.shape[-2], clip.shape[-1], size, crops):
-        v = clip[..., top : top + size, left : left + size]
-        if flip:
-            v = v.flip(-1)
-            if is_flow:
-                v = v.clone()
-                v[0] = -v[0]
-        out.append(v)
-    return torch.stack(out)
-
-
-@dataclass
-class ExtractSettings:
-    fps: float | None = 25.0
-    stack: int = 16
-    step: int = 16
-    short_side: int = 256
-    crop_size: int = 224
-    crops: str = "center"  # center | ten_crop
-    batch_size: int = 8  # snippets per forward pass
-    flow_source: str = "compute"  # compute (on the fly) | folder (python -m i3d_train.flow output)
-    flow_method: str = "tvl1"
-    flow_bound: float = 20.0
-    flow_backend: str = "auto"  # tvl1: torch | opencv | auto (torch on a GPU)
-    flow_device: str | None = None  # torch backend; None: cuda when available
-    flow_batch: int | None = None  # torch backend: frame pairs per call
+from i3d_train.video.resize import frames_to_unit, resize_flow, resize_frames
 
 
 class FeatureExtractor:
@@ -177,15 +129,3 @@ class FeatureExtractor:
             manifest["flow"] = {"source": s.flow_source, "method": (meta or {}).get("method", s.flow_method)}
         return result, manifest
 
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m i3d_train.features summary <output_dir>``: see :mod:`i3d_train.features_summary`."""
-    from i3d_train.features_summary import main as summary_main
-
-    return summary_main(argv)
-
-
-if __name__ == "__main__":
-    import sys
-
-    sys.exit(main())

@@ -2,7 +2,7 @@
 in the main process, memory bounded whatever the video length.
 
 - **Workers** (``extract.num_workers``) each take the next video of the list that no other worker has
-  taken. For a video a worker takes its lock (:mod:`i3d_train.sharding`; a video another process holds is skipped),
+  taken. For a video a worker takes its lock (:mod:`i3d_train.runtime.sharding`; a video another process holds is skipped),
   then decodes it front to back in one pass (:func:`i3d_train.video.stream.iter_frames`), resizes each
   frame once, computes each flow field once (or reads it from a flow folder), and keeps only the frames
   and fields that the next snippet still needs (about ``stack`` of each, whatever the length). It
@@ -20,17 +20,16 @@ So a video's frames are never all in memory, in the workers or in the main proce
 needs the same memory as a 1-minute one (``benchmarks/extract_speed.py --memory`` measures it).
 
 The snippets, their frames and their values are exactly those of the one-video-at-a-time reference,
-:class:`i3d_train.features.FeatureExtractor` (checked in ``tests/test_extract_scale.py``).
+:class:`i3d_train.features.reference.FeatureExtractor` (checked in ``tests/test_extract_scale.py``).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import inspect
-import json
 import os
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -38,15 +37,15 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from i3d_train.features import ExtractSettings, crop_boxes, snippet_starts, views
-from i3d_train.flow.extract import compute_flow, read_flow, read_meta, to_gray
-from i3d_train.inference import InferenceModel
-from i3d_train.sharding import VideoLock, lock_path, try_lock
+from i3d_train.features.snippets import ExtractSettings, snippet_starts, snippet_times, views, views_hwc
+from i3d_train.features.writer import Writer
+from i3d_train.flow.compute import compute_flow, to_gray
+from i3d_train.flow.store import check_fps, read_flow, read_meta
+from i3d_train.inference.fast import InferenceModel
+from i3d_train.runtime.sharding import VideoLock, lock_path, try_lock
 from i3d_train.video.reader import probe
 from i3d_train.video.resize import resize_flow, resize_frames, resize_to, to_float_clip
 from i3d_train.video.stream import iter_frames
-
-FEATURE_DIM = 1024
 
 
 @dataclass
@@ -72,21 +71,6 @@ class Job:
     video: Path
     name: str
     flow_dir: Path | None = None
-
-
-def _check_flow_fps(meta: dict, fps: float | None, folder: Path) -> None:
-    if fps is not None and abs(float(meta.get("fps", fps)) - float(fps)) > 1e-3:
-        raise ValueError(f"{folder}: flow stored at {float(meta['fps']):g} fps but {float(fps):g} fps requested")
-
-
-def snippet_times(starts: list[int], stack: int, fps: float) -> dict[str, list[float]]:
-    """Start, end and center of each snippet in seconds: frames ``[s, s + stack)`` at ``fps`` cover
-    ``[s / fps, (s + stack) / fps)``, centred at ``(s + stack / 2) / fps``."""
-    return {
-        "snippet_start_times": [round(s / fps, 4) for s in starts],
-        "snippet_end_times": [round((s + stack) / fps, 4) for s in starts],
-        "snippet_center_times": [round((s + stack / 2) / fps, 4) for s in starts],
-    }
 
 
 @dataclass
@@ -137,7 +121,7 @@ def plan_video(job: Job, s: StreamSettings, modalities: list[str]) -> VideoPlan:
             raise ValueError("flow.source=folder needs flow.root")
         meta = read_meta(job.flow_dir)
         info = info or probe(job.video)
-        _check_flow_fps(meta, s.fps or info.fps, job.flow_dir)
+        check_fps(meta, s.fps or info.fps, job.flow_dir)
     n_frames = info.num_frames_at(s.fps)
     n = n_frames
     if "flow" in modalities:
@@ -154,15 +138,6 @@ def _gray(frame: np.ndarray, resize: int | tuple[int, int]) -> np.ndarray:
     clip = resize_to(to_float_clip(frame[None]), resize)  # 3 x 1 x h x w
     small = clip.permute(1, 2, 3, 0).round().clamp(0, 255).byte().numpy()[0]
     return cv2.cvtColor(np.ascontiguousarray(small), cv2.COLOR_RGB2GRAY)
-
-
-def views_hwc(frame: torch.Tensor, size: int, crops: str) -> torch.Tensor:
-    """:func:`i3d_train.features.views` of one channels-last frame: ``(h, w, 3)`` -> ``(V, size, size, 3)``."""
-    out = []
-    for top, left, flip in crop_boxes(frame.shape[0], frame.shape[1], size, crops):
-        v = frame[top : top + size, left : left + size]
-        out.append(v.flip(1) if flip else v)
-    return torch.stack(out)
 
 
 def video_snippets(
@@ -333,94 +308,6 @@ class SnippetBatches(IterableDataset):
                 yield {"kind": "error", "name": job.name, "error": f"{type(e).__name__}: {e}"}
         if rows:
             yield self._batch(rows)
-
-
-@dataclass
-class _Open:
-    """A video whose rows are arriving: memory-mapped outputs under temporary names."""
-
-    manifest: dict
-    arrays: dict[str, np.ndarray]  # file key -> memmap
-    paths: dict[str, tuple[Path, Path]]  # file key -> (temporary, final)
-    got: int = 0
-    seen: set = field(default_factory=set)
-
-
-def output_files(name: str, modalities: list[str], layout: str) -> dict[str, str]:
-    """File key -> file name (relative to the manifest's folder) of one video's features."""
-    base = Path(name).name
-    if layout == "concat":
-        return {"+".join(modalities): f"{base}.npy"}
-    return {m: f"{base}_{m}.npy" for m in modalities}
-
-
-@dataclass
-class Writer:
-    """Main-process side: rows in, files out (atomic; the manifest last)."""
-
-    out_dir: Path
-    modalities: list[str]
-    layout: str  # separate | concat
-    ten_crop: bool
-    manifest_extra: dict
-    open: dict[str, _Open] = field(default_factory=dict)
-
-    def start(self, name: str, manifest: dict) -> None:
-        n = manifest["num_snippets"]
-        files = output_files(name, self.modalities, self.layout)
-        arrays, paths = {}, {}
-        folder = (self.out_dir / name).parent
-        folder.mkdir(parents=True, exist_ok=True)
-        for key, fname in files.items():
-            width = FEATURE_DIM * (len(self.modalities) if self.layout == "concat" else 1)
-            shape = (n, 10, width) if self.ten_crop else (n, width)
-            final = folder / fname
-            tmp = folder / f"{fname}.{os.getpid()}.tmp"
-            arrays[key] = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=shape)
-            paths[key] = (tmp, final)
-        manifest = dict(manifest)
-        manifest["layout"] = self.layout
-        manifest["files"] = files
-        if self.layout == "concat":
-            manifest["columns"] = {m: [i * FEATURE_DIM, (i + 1) * FEATURE_DIM] for i, m in enumerate(self.modalities)}
-        manifest["shapes"] = {k: list(a.shape) for k, a in arrays.items()}
-        self.open[name] = _Open(manifest, arrays, paths)
-
-    def rows(self, name: str, snippet: int, feats: dict[str, np.ndarray]) -> bool:
-        """Store one snippet's features (``{modality: (V, 1024)}``); True when the video is complete."""
-        o = self.open[name]
-        for i, m in enumerate(self.modalities):
-            f = feats[m] if self.ten_crop else feats[m][0]
-            if self.layout == "concat":
-                o.arrays["+".join(self.modalities)][snippet, ..., i * FEATURE_DIM : (i + 1) * FEATURE_DIM] = f
-            else:
-                o.arrays[m][snippet] = f
-        if snippet not in o.seen:
-            o.seen.add(snippet)
-            o.got += 1
-        return o.got == o.manifest["num_snippets"]
-
-    def finish(self, name: str) -> Path:
-        o = self.open.pop(name)
-        for key, a in o.arrays.items():
-            a.flush()
-            del a
-            tmp, final = o.paths[key]
-            os.replace(tmp, final)
-        manifest = {**o.manifest, **self.manifest_extra}
-        path = self.out_dir / f"{name}.json"
-        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(manifest, indent=2))
-        os.replace(tmp, path)  # written last: its presence means the video is complete
-        return path
-
-    def discard(self, name: str) -> None:
-        o = self.open.pop(name, None)
-        if o is None:
-            return
-        for key, a in o.arrays.items():
-            del a
-            o.paths[key][0].unlink(missing_ok=True)
 
 
 def to_model_input(x: torch.Tensor, modality: str, device: torch.device) -> torch.Tensor:

@@ -6,7 +6,7 @@ Each run records in ``<output_dir>/.extract/``: ``videos.json`` (every name of t
 "complete" is measured against) and ``shard-<i>-of-<n>.json`` (what that process did, when it ended).
 Per video, ``<name>.json`` (the manifest, written last) means complete, ``<name>.failed.json`` holds the
 error of a failed attempt, and ``<name>.lock`` a process working on it now (or one that died: see
-:mod:`i3d_train.sharding`). Exit code 0 when every listed video is complete, 1 otherwise.
+:mod:`i3d_train.runtime.sharding`). Exit code 0 when every listed video is complete, 1 otherwise.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import os
 import sys
 from pathlib import Path
 
-from i3d_train.sharding import LOCK_SUFFIX, _read, is_stale, shard_of
+from i3d_train.runtime.sharding import LOCK_SUFFIX, _read, is_stale, shard_of
 
 STATE_DIR = ".extract"
 FAILED_SUFFIX = ".failed.json"

@@ -6,11 +6,8 @@ in-process.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
-import os
-import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -20,14 +17,17 @@ import pytorch_lightning as pl
 import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from i3d_train.checkpoint_io import AtomicCheckpointIO
 from i3d_train.data.ucf101 import DatasetFormatError
-from i3d_train.distributed import is_rank_zero, quiet_other_ranks
-from i3d_train.errors import ConfigError  # noqa: F401 - re-exported: `from i3d_train.pipeline import ConfigError`
-from i3d_train.evaluate import PredictionWriter
-from i3d_train.models.inflate import ImageNetWeightsError, init_from_imagenet
-from i3d_train.precision import trainer_config
-from i3d_train.protocols import ProtocolError, apply_protocol
+from i3d_train.engine.checkpoint_io import AtomicCheckpointIO
+from i3d_train.engine.loggers import wandb_loggers, wandb_offline_unless_logged_in
+from i3d_train.engine.predictions import PredictionWriter
+from i3d_train.engine.run_config import fingerprints, run_title
+from i3d_train.engine.trainer_options import trainer_config
+from i3d_train.errors import ConfigError
+from i3d_train.runtime.distributed import is_rank_zero, quiet_other_ranks
+from i3d_train.train.resume import move_log_file, remove_stub, resolve_ckpt_path
+from i3d_train.train.transfer import ProtocolError, apply_protocol
+from i3d_train.weights.imagenet import ImageNetWeightsError, init_from_imagenet
 
 log = logging.getLogger(__name__)
 
@@ -38,20 +38,6 @@ def _instantiate_dict(cfg: DictConfig | None) -> list[Any]:
         if isinstance(c, DictConfig) and "_target_" in c:
             out.append(hydra.utils.instantiate(c))
     return out
-
-
-def _wandb_offline_unless_logged_in() -> None:
-    """W&B must never block on a login prompt or the network: without credentials, log offline."""
-    if os.environ.get("WANDB_MODE") or os.environ.get("WANDB_API_KEY"):
-        return
-    if (Path.home() / ".netrc").is_file() and "api.wandb.ai" in (Path.home() / ".netrc").read_text(errors="ignore"):
-        return
-    os.environ["WANDB_MODE"] = "offline"
-    log.info("W&B: no API key found, logging offline (upload later with `wandb sync`)")
-
-
-def run_title(cfg: DictConfig) -> str:
-    return f"{cfg.model.name} ({cfg.model.modality}) on {cfg.data.name} split {cfg.data.split}, protocol {cfg.protocol.name}"
 
 
 def count_parameters(module: torch.nn.Module) -> tuple[int, int]:
@@ -90,44 +76,6 @@ def _summary(metrics: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def config_fingerprint(cfg: DictConfig, out_dir: Path) -> str:
-    """What makes two runs "the same config" for ``ckpt_path=last``: the resolved config without the
-    run's own folder and the resume settings."""
-    c = OmegaConf.to_container(cfg, resolve=True)
-    c.pop("ckpt_path", None)
-    c.pop("resume", None)
-    text = json.dumps(c, sort_keys=True, default=str).replace(str(out_dir), "<run>")
-    return hashlib.sha1(text.encode()).hexdigest()
-
-
-def find_resumable(cfg: DictConfig, out_dir: Path, fingerprint: str) -> Path | None:
-    """``last.ckpt`` of the newest earlier run with the same config fingerprint under the log folder."""
-    log_dir = Path(cfg.paths.log_dir) / cfg.get("task_name", "train")
-    found = []
-    for fp in log_dir.rglob("fingerprint.txt"):
-        run = fp.parent
-        last = run / "checkpoints" / "last.ckpt"
-        if run.resolve() != out_dir.resolve() and last.is_file() and fp.read_text().strip() == fingerprint:
-            found.append((last.stat().st_mtime, last))
-    return max(found)[1] if found else None
-
-
-def resolve_ckpt_path(cfg: DictConfig, out_dir: Path, fingerprint: str) -> str | None:
-    ckpt = cfg.get("ckpt_path")
-    if ckpt == "last" or cfg.get("resume"):
-        last = find_resumable(cfg, out_dir, fingerprint)
-        if last is None:
-            log.warning("resume: no earlier run with this config has a last.ckpt; starting from scratch")
-            return None
-        log.info("resume: continuing from %s", last)
-        return str(last)
-    if ckpt and not Path(ckpt).is_file():
-        raise ConfigError(
-            f"ckpt_path={ckpt}: no such checkpoint (use ckpt_path=last to resume the newest same-config run)"
-        )
-    return ckpt
-
-
 def _stage_metrics(trainer: pl.Trainer, stage: str) -> dict[str, float]:
     """The ``<stage>/...`` metrics Lightning kept (also under ddp_spawn, where the module's are lost)."""
     prefix = f"{stage}/"
@@ -145,8 +93,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     out_dir = Path(cfg.paths.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     pl.seed_everything(cfg.seed, workers=True)
-    fingerprint = config_fingerprint(cfg, out_dir)
-    ckpt_path = resolve_ckpt_path(cfg, out_dir, fingerprint)
+    ours = fingerprints(cfg, out_dir)  # (this layout's, the old flat layout's: runs made before the move)
+    fingerprint = ours[0]
+    ckpt_path = resolve_ckpt_path(cfg, out_dir, ours)
     if ckpt_path and (cfg.get("ckpt_path") == "last" or cfg.get("resume")):
         # Continue in the interrupted run's folder: its checkpoints, best-checkpoint bookkeeping,
         # metrics.csv (appended) and train.log (this session's log moves there, and this invocation's
@@ -156,7 +105,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             cfg.paths.output_dir = str(out_dir)
         log.info("resume: writing into %s", out_dir)
         if is_rank_zero():
-            _move_log_file(stub, out_dir)
+            move_log_file(stub, out_dir)
     else:
         stub = None
     if is_rank_zero():
@@ -164,7 +113,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         (out_dir / "fingerprint.txt").write_text(fingerprint + "\n")
 
     if "wandb" in (cfg.get("logger") or {}):
-        _wandb_offline_unless_logged_in()
+        wandb_offline_unless_logged_in()
 
     log.info("data: %s at %s", cfg.data.name, cfg.data.root)
     # Lightning calls prepare_data (data generation, flow extraction) in one process per node, then
@@ -207,51 +156,19 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         except DatasetFormatError as e:
             raise ConfigError(str(e)) from None
     except BaseException:
-        for lg in _wandb_loggers(loggers):  # a crashed run of a sweep still closes its W&B run (marked failed)
+        for lg in wandb_loggers(loggers):  # a crashed run of a sweep still closes its W&B run (marked failed)
             if lg._experiment is not None and trainer.is_global_zero:
                 lg.experiment.finish(exit_code=1)
         raise
     if trainer.is_global_zero:  # the other processes' logger experiments are placeholders
-        for lg in _wandb_loggers(loggers):
+        for lg in wandb_loggers(loggers):
             lg.experiment.summary.update({f"final/{k}": v for k, v in metrics.items() if not isinstance(v, dict)})
             for stage in ("val", "test"):
                 lg.experiment.summary.update({f"final/{stage}/{k}": v for k, v in metrics[stage].items()})
             lg.experiment.finish()  # each run of a multirun gets its own W&B run
         if stub is not None:
-            _remove_stub(stub)
+            remove_stub(stub)
     return metrics
-
-
-def _wandb_loggers(loggers: list[Any]) -> list[Any]:
-    from pytorch_lightning.loggers import WandbLogger
-
-    return [lg for lg in loggers if isinstance(lg, WandbLogger)]
-
-
-def _move_log_file(stub: Path, out_dir: Path) -> None:
-    """A resumed session logs into the interrupted run's log file (appended), not its own folder's."""
-    root = logging.getLogger()
-    for h in list(root.handlers):
-        if isinstance(h, logging.FileHandler) and Path(h.baseFilename).parent == stub.resolve():
-            old = Path(h.baseFilename)
-            root.removeHandler(h)
-            h.close()
-            target = out_dir / old.name
-            with open(target, "a") as f:
-                f.write(old.read_text() if old.is_file() else "")
-            old.unlink(missing_ok=True)
-            moved = logging.FileHandler(target, mode="a")
-            moved.setFormatter(h.formatter)
-            moved.setLevel(h.level)
-            root.addHandler(moved)
-            log.info("resume: this session's log continues %s (its own folder was %s)", target, stub)
-
-
-def _remove_stub(stub: Path) -> None:
-    """The resumed session's own Hydra folder, once it holds nothing but Hydra's record and empty logs."""
-    files = [p for p in stub.rglob("*") if p.is_file()]
-    if stub.is_dir() and all(".hydra" in p.relative_to(stub).parts or p.stat().st_size == 0 for p in files):
-        shutil.rmtree(stub, ignore_errors=True)
 
 
 def _fit_and_test(cfg, trainer, module, datamodule, ckpt_path, out_dir, start, total, trainable) -> dict[str, Any]:

@@ -5,7 +5,7 @@
 - ``${checkpoint_filename:val/loss}`` -> ``epoch{epoch:03d}-loss{val/loss:.4f}``: the best checkpoint is
   named after the metric that chose it (``epoch003-loss0.1234.ckpt``, ``epoch016-acc1.0000.ckpt``).
 - ``${run_time:%Y-%m-%d_%H-%M-%S}``: the run's start time, the same in every process of a multi-GPU run
-  (``i3d_train.distributed``), for Hydra's run and sweep folders.
+  (``i3d_train.runtime.distributed``), for Hydra's run and sweep folders.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ def checkpoint_filename(monitor: str) -> str:
 
 
 def register_resolvers() -> None:
-    from i3d_train.distributed import run_time
+    from i3d_train.runtime.distributed import run_time
 
     for name, fn in (
         ("channels", modality_channels),

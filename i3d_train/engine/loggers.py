@@ -1,4 +1,8 @@
-"""A CSV logger whose ``metrics.csv`` survives a resume.
+"""Loggers: a CSV logger whose ``metrics.csv`` survives a resume, and W&B that never waits for a login.
+
+W&B runs offline unless the user is logged in (:func:`wandb_offline_unless_logged_in`); upload later
+with ``wandb sync``.
+
 
 Lightning's ``CSVLogger`` deletes an existing ``metrics.csv`` when it starts ("Previous log files in
 this directory will be deleted"), so a run continued with ``ckpt_path=last`` kept only the rows of
@@ -11,11 +15,16 @@ and resumed therefore has one ``metrics.csv`` with every epoch once, as an unint
 from __future__ import annotations
 
 import csv
+import logging
+import os
+from pathlib import Path
 from typing import Any
 
 from lightning_fabric.loggers.logger import rank_zero_experiment
 from pytorch_lightning.loggers import CSVLogger
 from pytorch_lightning.loggers.csv_logs import ExperimentWriter
+
+log = logging.getLogger(__name__)
 
 
 def _step(row: dict[str, str]) -> float:
@@ -61,3 +70,20 @@ class ResumableCSVLogger(CSVLogger):
             self._fs.makedirs(self.root_dir, exist_ok=True)
             self._experiment = AppendingExperimentWriter(log_dir=self.log_dir)
         return self._experiment
+
+
+def wandb_offline_unless_logged_in() -> None:
+    """W&B must never block on a login prompt or the network: without credentials, log offline."""
+    if os.environ.get("WANDB_MODE") or os.environ.get("WANDB_API_KEY"):
+        return
+    if (Path.home() / ".netrc").is_file() and "api.wandb.ai" in (Path.home() / ".netrc").read_text(errors="ignore"):
+        return
+    os.environ["WANDB_MODE"] = "offline"
+    log.info("W&B: no API key found, logging offline (upload later with `wandb sync`)")
+
+
+def wandb_loggers(loggers: list[Any]) -> list[Any]:
+    """The W&B loggers among ``loggers``."""
+    from pytorch_lightning.loggers import WandbLogger
+
+    return [lg for lg in loggers if isinstance(lg, WandbLogger)]

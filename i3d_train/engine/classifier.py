@@ -29,9 +29,9 @@ import torch.nn.functional as F
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy
 
-from i3d_train.metrics import MAX_VIEWS, first_occurrences, fuse, video_level_scores, video_metrics
-from i3d_train.precision import to_channels_last
-from i3d_train.protocols import keep_frozen_batchnorm_in_eval
+from i3d_train.engine.metrics import MAX_VIEWS, first_occurrences, fuse, video_level_scores, video_metrics
+from i3d_train.engine.trainer_options import to_channels_last
+from i3d_train.models.freezing import keep_frozen_batchnorm_in_eval
 
 
 class VideoClassifier(pl.LightningModule):

@@ -1,7 +1,7 @@
 """Training speed options that are not Lightning ``Trainer`` arguments, resolved where the Trainer is built.
 
 - ``trainer.precision=auto`` (the default) becomes one of Lightning's precisions:
-  ``bf16-mixed`` on CPUs with AVX512-BF16 or AMX (:func:`i3d_train.inference.cpu_has_bf16`) and on GPUs
+  ``bf16-mixed`` on CPUs with AVX512-BF16 or AMX (:func:`i3d_train.inference.fast.cpu_has_bf16`) and on GPUs
   of compute capability 8.0 or newer; ``16-mixed`` on older GPUs; ``32-true`` otherwise. The choice is
   printed once. Any other value passes through to Lightning unchanged. Under Lightning's autocast,
   batch-norm statistics and parameters stay fp32; the module takes the loss and metrics on fp32.
@@ -21,7 +21,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from pytorch_lightning.utilities import rank_zero_only
 from torch import nn
 
-from i3d_train.inference import cpu_has_bf16
+from i3d_train.inference.fast import cpu_has_bf16
 
 log = logging.getLogger(__name__)
 

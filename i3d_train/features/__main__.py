@@ -1,0 +1,8 @@
+"""python -m i3d_train.features summary <output_dir>: see :mod:`i3d_train.features.summary`."""
+
+import sys
+
+from i3d_train.features.summary import main
+
+if __name__ == "__main__":
+    sys.exit(main())
