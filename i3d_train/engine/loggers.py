@@ -87,3 +87,11 @@ def wandb_loggers(loggers: list[Any]) -> list[Any]:
     from pytorch_lightning.loggers import WandbLogger
 
     return [lg for lg in loggers if isinstance(lg, WandbLogger)]
+
+
+def finish_failed_wandb_run() -> None:
+    """Close the W&B run this process started, if any, marked failed (``wandb.run``: the process's run)."""
+    import wandb
+
+    if wandb.run is not None:
+        wandb.run.finish(exit_code=1)

@@ -128,4 +128,3 @@ class FeatureExtractor:
         if "flow" in self.models:
             manifest["flow"] = {"source": s.flow_source, "method": (meta or {}).get("method", s.flow_method)}
         return result, manifest
-

@@ -15,14 +15,13 @@ import torch
 from omegaconf import DictConfig
 from tqdm import tqdm
 
-from i3d_train.errors import ConfigError
+from i3d_train.errors import ConfigError, ProtocolError
 from i3d_train.features.pipeline import Job, StreamSettings, Work, run_pipeline
 from i3d_train.features.summary import FAILED_SUFFIX, format_summary, record_inputs, record_shard, summarize, write_json
 from i3d_train.features.writer import Writer
 from i3d_train.inference.fast import prepare
 from i3d_train.models.i3d import InceptionI3d
 from i3d_train.runtime.sharding import resolve_shard, select
-from i3d_train.train.transfer import ProtocolError
 from i3d_train.video.files import VIDEO_SUFFIXES, find_videos
 from i3d_train.weights.loading import load_init_state_dict
 

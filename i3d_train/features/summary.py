@@ -17,7 +17,7 @@ import os
 import sys
 from pathlib import Path
 
-from i3d_train.runtime.sharding import LOCK_SUFFIX, _read, is_stale, shard_of
+from i3d_train.runtime.sharding import LOCK_SUFFIX, is_stale, read_lock, shard_of
 
 STATE_DIR = ".extract"
 FAILED_SUFFIX = ".failed.json"
@@ -81,7 +81,7 @@ def summarize(out_dir: str | Path, stale_after_s: float = 600.0) -> dict:
             failed[name] = "?"
     in_progress, stale = [], []
     for name in sorted(_names(out_dir, LOCK_SUFFIX) - complete):
-        seen = _read(out_dir / f"{name}{LOCK_SUFFIX}")
+        seen = read_lock(out_dir / f"{name}{LOCK_SUFFIX}")
         if seen is not None:
             (stale if is_stale(*seen, stale_after_s) else in_progress).append(name)
     shards = []

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from torch import nn
 
+# every batch norm of torch.nn (the lazy ones subclass these)
+BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)
+
 
 def freeze_all_but_classifier(net: nn.Module) -> None:
     """Only the classifier (``net.get_classifier()``) keeps training."""
@@ -18,7 +21,7 @@ def freeze_all_but_classifier(net: nn.Module) -> None:
 def keep_frozen_batchnorm_in_eval(net: nn.Module) -> None:
     """Batch norms whose parameters are all frozen stay in eval mode: their statistics do not move."""
     for m in net.modules():
-        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+        if isinstance(m, BATCH_NORMS):
             params = list(m.parameters())
             if params and not any(p.requires_grad for p in params):
                 m.eval()

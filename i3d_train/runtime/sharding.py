@@ -113,7 +113,7 @@ def lock_path(out_dir: str | Path, name: str) -> Path:
     return Path(out_dir) / f"{name}{LOCK_SUFFIX}"
 
 
-def _read(path: Path) -> tuple[str, float] | None:
+def read_lock(path: Path) -> tuple[str, float] | None:
     """``(content, age in seconds)`` of a lock file, ``None`` if it is gone."""
     try:
         content = path.read_text()
@@ -147,7 +147,7 @@ def try_lock(out_dir: str | Path, name: str, owner_pid: int | None = None, stale
         try:
             fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
         except FileExistsError:
-            seen = _read(path)
+            seen = read_lock(path)
             if seen is None:
                 continue
             if not is_stale(*seen, stale_after_s):
@@ -160,7 +160,7 @@ def try_lock(out_dir: str | Path, name: str, owner_pid: int | None = None, stale
                 os.rename(path, grave)
             except FileNotFoundError:
                 continue
-            moved = _read(grave)
+            moved = read_lock(grave)
             if moved is not None and moved[0] != seen[0]:
                 with contextlib.suppress(FileExistsError):
                     os.link(grave, path)

@@ -19,7 +19,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from i3d_train.data.ucf101 import DatasetFormatError
 from i3d_train.engine.checkpoint_io import AtomicCheckpointIO
-from i3d_train.engine.loggers import wandb_loggers, wandb_offline_unless_logged_in
+from i3d_train.engine.loggers import finish_failed_wandb_run, wandb_loggers, wandb_offline_unless_logged_in
 from i3d_train.engine.predictions import PredictionWriter
 from i3d_train.engine.run_config import fingerprints, run_title
 from i3d_train.engine.trainer_options import trainer_config
@@ -156,9 +156,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         except DatasetFormatError as e:
             raise ConfigError(str(e)) from None
     except BaseException:
-        for lg in wandb_loggers(loggers):  # a crashed run of a sweep still closes its W&B run (marked failed)
-            if lg._experiment is not None and trainer.is_global_zero:
-                lg.experiment.finish(exit_code=1)
+        if wandb_loggers(loggers) and trainer.is_global_zero:
+            finish_failed_wandb_run()  # a crashed run of a sweep still closes its W&B run (marked failed)
         raise
     if trainer.is_global_zero:  # the other processes' logger experiments are placeholders
         for lg in wandb_loggers(loggers):
