@@ -249,7 +249,7 @@ def test_two_workers_write_each_video_once_with_the_right_rows(tmp_path):
 def test_flow_travels_in_the_models_autocast_dtype_and_changes_no_row(tmp_path, monkeypatch):
     """With a bf16 flow model, flow leaves the workers as bfloat16 and the rows are bit for bit those of
     the same pipeline sending float32."""
-    from i3d_train import extract_pipeline
+    from i3d_train.features import pipeline as extract_pipeline
 
     jobs = [Job(tiny_video(tmp_path / "v.mp4", 30), "v")]
     s = StreamSettings(fps=25.0, stack=8, step=4, short_side=32, crop_size=32, batch_size=2, flow_method="farneback")
@@ -287,7 +287,7 @@ def test_padded_short_batches_give_the_same_rows(tmp_path):
 def test_a_decoding_error_after_the_last_snippet_leaves_the_video_done(tmp_path, monkeypatch):
     """A file whose tail does not decode: once every snippet is out, the frames after them are not read,
     so the video is done (not done and failed at once)."""
-    from i3d_train import extract_pipeline
+    from i3d_train.features import pipeline as extract_pipeline
     from i3d_train.video.reader import VideoDecodeError
 
     real = extract_pipeline.iter_frames
@@ -306,7 +306,7 @@ def test_a_decoding_error_after_the_last_snippet_leaves_the_video_done(tmp_path,
 
 
 def test_summary_lists_complete_failed_in_progress_and_missing(tmp_path, capsys):
-    from i3d_train.features.reference import main
+    from i3d_train.features.summary import main
 
     (tmp_path / ".extract").mkdir()
     (tmp_path / ".extract" / "videos.json").write_text(json.dumps({"names": ["a/x", "b", "c", "d"]}))
@@ -405,7 +405,7 @@ def test_two_shards_do_each_video_once_and_the_summary_says_so(tmp_path):
     assert writers == {n: f"{shard_of(n, 2)}/2" for n in names}  # each by its own shard only
     done = [int(out.split(" done")[0].split()[-1]) for _, out, _ in results]
     assert sum(done) == len(names)
-    code, out, _ = finish(run(["summary", str(tmp_path / "f")], tmp_path, module="i3d_train.features.reference"))
+    code, out, _ = finish(run(["summary", str(tmp_path / "f")], tmp_path, module="i3d_train.features"))
     assert code == 0 and "5 listed, 5 complete, 0 failed, 0 in progress, 0 missing" in out
     assert "shards ended: 0/2" in out and "1/2" in out
 

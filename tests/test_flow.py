@@ -9,9 +9,11 @@ from i3d_train.data.synthetic import _smooth_noise
 from i3d_train.flow.cli import main as flow_main
 from i3d_train.flow.store import FlowStore, read_flow
 from i3d_train.flow.video import ExtractOptions, extract_video
+from i3d_train.runtime.atomic import temp_path
 from i3d_train.video.writer import write_video
 
 SPEED = 2  # px / frame to the right
+DEAD_PID = 2**22 + 1  # above Linux's largest pid_max: no such process
 
 
 def translating_square(n: int = 10, h: int = 96, w: int = 128, size: int = 36) -> tuple[np.ndarray, list]:
@@ -87,14 +89,16 @@ def test_cli_resumes_after_interruption_and_reports_failures(tmp_path, capsys, w
     out = capsys.readouterr().out
     assert "2 done, 0 skipped" in out and "1 failed" in out and "bad.mp4" in out
     assert json.loads((dst / "cls" / "a" / "meta.json").read_text())["flow_frames"] == 5
-    # Simulate a run killed while writing b: only a temp folder is left, b is not complete.
-    (dst / "cls" / "b").rename(dst / "cls" / "b.tmp")
-    (dst / "cls" / "b.tmp" / "meta.json").unlink()
+    # Simulate a run killed while writing b: only the temp folder of a process now gone is left.
+    left = temp_path(dst / "cls" / "b", pid=DEAD_PID)
+    (dst / "cls" / "b").rename(left)
+    (left / "meta.json").unlink()
     (src / "cls" / "bad.mp4").unlink()
     assert flow_main(args) == 0
     out = capsys.readouterr().out
     assert "1 done, 1 skipped" in out
-    assert (dst / "cls" / "b" / "meta.json").is_file() and not (dst / "cls" / "b.tmp").exists()
+    assert (dst / "cls" / "b" / "meta.json").is_file() and not left.exists()
+    assert sorted(p.name for p in (dst / "cls").iterdir()) == ["a", "b"]
     assert read_flow(dst / "cls" / "b", [0, 5]).shape == (2, 48, 64, 2)  # index 5 wraps to 0
 
 

@@ -38,7 +38,7 @@ def test_small_inputs(shape, t_out, feat):
 
 @pytest.mark.slow
 def test_full_size_shapes():
-    """64x224x224 -> Mixed_5c 8x7x7 -> 7 time steps; 79 frames -> 9 steps (PAPER_FACTS section 3)."""
+    """64x224x224 -> Mixed_5c 8x7x7 -> 7 time steps; 79 frames -> 9 steps (DeepMind's kinetics-i3d: time stride 8)."""
     m = InceptionI3d(400, in_channels=2).eval()
     with torch.no_grad():
         f = m.forward_features(torch.zeros(1, 2, 64, 224, 224))

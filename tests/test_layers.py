@@ -217,7 +217,7 @@ REINTRODUCED = {
     ),
     "a private name across modules": (
         "i3d_train/features/summary.py",
-        "from i3d_train.runtime.sharding import _pid_alive\n",
+        "from i3d_train.runtime.atomic import _remove\n",
         private_violations,
     ),
     "a private method of another object": (

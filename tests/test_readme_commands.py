@@ -125,7 +125,7 @@ def test_predict_command_json(tmp_path):
     cmd = [
         sys.executable,
         "-m",
-        "i3d_train.inference.predict",
+        "i3d_train.predict",
         str(video),
         "--weights",
         str(weights),

@@ -1,6 +1,6 @@
 """HMDB-51's official split files -> (path, label) lists.
 
-Layout (PAPER_FACTS section 5)::
+Layout (the official annotation files as the dataset distributes them; excerpts in ``tests/assets/``)::
 
     <root>/testTrainMulti_7030_splits/<class>_test_split<N>.txt   "<video>.avi <id> " (trailing space)
     <root>/<class>/<video>.avi        (or <root>/videos/<class>/<video>.avi)

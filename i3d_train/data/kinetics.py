@@ -1,6 +1,6 @@
 """Kinetics-400's official annotation files -> (path, label) lists.
 
-Layout (PAPER_FACTS section 5)::
+Layout (the official annotation files as the dataset distributes them; excerpts in ``tests/assets/``)::
 
     <root>/annotations/{train,val,test}.csv     label,youtube_id,time_start,time_end,split,is_cc
     <root>/<split>/<label>/<youtube_id>_<time_start:06d>_<time_end:06d>.mp4   (per-class folders)

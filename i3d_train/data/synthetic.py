@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from i3d_train.runtime.atomic import write_bytes, write_json
 from i3d_train.video.writer import write_video
 
 log = logging.getLogger(__name__)
@@ -295,7 +296,7 @@ def _make_one(args: tuple[SyntheticConfig, Path, str, int, int]) -> None:
 
 
 def _write_lines(path: Path, lines: list[str]) -> None:
-    path.write_bytes("".join(line + "\r\n" for line in lines).encode())  # CRLF, as the official files
+    write_bytes(path, "".join(line + "\r\n" for line in lines).encode())  # CRLF, as the official files
 
 
 def generate(root: str | Path, cfg: SyntheticConfig, workers: int = 2) -> Path:
@@ -334,5 +335,5 @@ def generate(root: str | Path, cfg: SyntheticConfig, workers: int = 2) -> Path:
     if cfg.val_count:
         _write_lines(ann / "vallist01.txt", [f"{rel} {label + 1}" for rel, label, _, w in plan if w == "val"])
     # Written last: its presence means the set is complete.
-    meta.write_text(json.dumps({"digest": cfg.digest(), "params": asdict(cfg), "classes": list(classes)}, indent=2))
+    write_json(meta, {"digest": cfg.digest(), "params": asdict(cfg), "classes": list(classes)})
     return root

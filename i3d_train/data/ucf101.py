@@ -1,6 +1,6 @@
 """UCF-101's official split files -> (path, label) lists.
 
-Layout (PAPER_FACTS section 5)::
+Layout (the official annotation files as the dataset distributes them; excerpts in ``tests/assets/``)::
 
     <root>/ucfTrainTestlist/classInd.txt      "1 ApplyEyeMakeup" (1-based ids), CRLF
     <root>/ucfTrainTestlist/trainlist0N.txt   "ApplyEyeMakeup/v_ApplyEyeMakeup_g08_c01.avi 1"

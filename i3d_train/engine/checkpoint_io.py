@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any
 
 from pytorch_lightning.plugins.io import TorchCheckpointIO
 
+from i3d_train.runtime.atomic import atomic_path
+
 
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """Saves to ``<file>.tmp`` and renames it over ``<file>`` (``os.replace``: atomic on one file system)."""
+    """Saves under a temporary name and renames it over ``<file>`` (:mod:`i3d_train.runtime.atomic`)."""
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path: str | os.PathLike, storage_options: Any = None) -> None:
-        path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
-        super().save_checkpoint(checkpoint, tmp, storage_options)
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            super().save_checkpoint(checkpoint, tmp, storage_options)

@@ -17,7 +17,6 @@ counts once whatever the number of processes (see ``i3d_train.engine.classifier`
 from __future__ import annotations
 
 import csv
-import json
 import logging
 from pathlib import Path
 
@@ -26,6 +25,7 @@ import pytorch_lightning as pl
 import torch
 
 from i3d_train.engine.metrics import video_metrics
+from i3d_train.runtime.atomic import atomic_path, write_json, write_text
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ def write_predictions(
     path.parent.mkdir(parents=True, exist_ok=True)
     k = min(5, scores.shape[1])
     top = np.argsort(-scores, axis=1)[:, :k]
-    with path.open("w", newline="") as f:
+    with atomic_path(path) as tmp, tmp.open("w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["video_id", "label", "label_name", "pred", "pred_name", "correct", "score", "top5"])
         for vid, y, s, t in zip(video_ids, labels.tolist(), scores, top, strict=True):
@@ -54,8 +54,8 @@ def write_predictions(
                     "|".join(f"{classes[c]}:{s[c]:.6f}" for c in t),
                 ]
             )
-    np.save(path.with_name(path.stem.replace("predictions", "scores") + ".npy"), scores.astype(np.float32))
-    path.with_name("classes.txt").write_text("\n".join(classes) + "\n")
+    save_npy(path.with_name(path.stem.replace("predictions", "scores") + ".npy"), scores.astype(np.float32))
+    write_text(path.with_name("classes.txt"), "\n".join(classes) + "\n")
 
 
 def read_classes(predictions: str | Path) -> list[str]:
@@ -115,8 +115,7 @@ def plot_confusion(path: Path, labels: np.ndarray, scores: np.ndarray, classes: 
     ax.set_title(title)
     fig.colorbar(im, ax=ax, fraction=0.046)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path)
     return path
 
 
@@ -138,8 +137,7 @@ def plot_per_class(path: Path, labels: np.ndarray, scores: np.ndarray, classes: 
     ax.set_ylabel("video accuracy")
     ax.set_title(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path)
     return path
 
 
@@ -175,7 +173,7 @@ class PredictionWriter(pl.Callback):
         pngs = write_outputs(self.out_dir, ids, labels, main, dm.classes, self.title)
         for s, v in streams.items():
             if s and s != "fused":
-                np.save(self.out_dir / f"scores_{s}.npy", v.astype(np.float32))
+                save_npy(self.out_dir / f"scores_{s}.npy", v.astype(np.float32))
         self.written = [self.out_dir / "predictions.csv", *pngs]
         log.info("test predictions: %s", self.out_dir / "predictions.csv")
         for lg in trainer.loggers:
@@ -184,6 +182,19 @@ class PredictionWriter(pl.Callback):
                 lg.log_image(key="test/per_class_accuracy", images=[str(pngs[1])])
 
 
+def save_npy(path: Path, array: np.ndarray) -> None:
+    with atomic_path(path, keep_suffix=True) as tmp:
+        np.save(tmp, array)
+
+
+def save_figure(fig, path: Path) -> None:
+    """A matplotlib figure as PNG, atomically; the figure is closed."""
+    import matplotlib.pyplot as plt
+
+    with atomic_path(path, keep_suffix=True) as tmp:
+        fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+
+
 def save_json(path: Path, obj: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(obj, indent=2))
+    write_json(path, obj)

@@ -37,7 +37,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from i3d_train.features.snippets import ExtractSettings, snippet_starts, snippet_times, views, views_hwc
+from i3d_train.features.snippets import ExtractSettings, snippet_manifest, snippet_starts, views, views_hwc
 from i3d_train.features.writer import Writer
 from i3d_train.flow.compute import compute_flow, to_gray
 from i3d_train.flow.store import check_fps, read_flow, read_meta
@@ -85,32 +85,9 @@ class VideoPlan:
     meta: dict | None  # a flow folder's meta.json
 
     def manifest(self, s: StreamSettings, modalities: list[str]) -> dict:
-        fps = s.fps or self.info.fps
-        out = {
-            "video": str(self.job.video),
-            "fps": fps,
-            "stack": s.stack,
-            "step": s.step,
-            "frames": self.n_frames,
-            "frames_used": self.n,
-            "num_snippets": len(self.starts),
-            "snippet_start_frames": self.starts,
-            **snippet_times(self.starts, s.stack, fps),
-            "looped": self.n < s.stack,
-            "crops": s.crops,
-            "short_side": None if s.frame_size else s.short_side,
-            "frame_size": list(s.frame_size) if s.frame_size else None,
-            "crop_size": s.crop_size,
-            "modalities": list(modalities),
-            "feature": "I3D Mixed_5c averaged over time and space (1024)",
-        }
-        if "flow" in modalities:
-            out["flow"] = {
-                "source": s.flow_source,
-                "method": (self.meta or {}).get("method", s.flow_method),
-                "bound": (self.meta or {}).get("bound", s.flow_bound),
-            }
-        return out
+        return snippet_manifest(
+            self.job.video, s.fps or self.info.fps, s, self.n_frames, self.n, self.starts, modalities, self.meta
+        )
 
 
 def plan_video(job: Job, s: StreamSettings, modalities: list[str]) -> VideoPlan:

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from i3d_train.features.snippets import ExtractSettings, snippet_starts, views
+from i3d_train.features.snippets import ExtractSettings, snippet_manifest, snippet_starts, views
 from i3d_train.flow.compute import compute_flow, to_gray
 from i3d_train.flow.store import check_fps, read_flow, read_meta
 from i3d_train.inference.fast import InferenceModel
@@ -107,24 +107,6 @@ class FeatureExtractor:
                 out = model(batch.flatten(0, 1), "extract_features").view(len(chunk), batch.shape[1], -1)
                 feats[modality].append((out[:, 0] if s.crops == "center" else out).cpu().numpy())
         result = {m: np.concatenate(v).astype(np.float32) for m, v in feats.items()}
-        manifest = {
-            "video": str(path),
-            "fps": s.fps or info.fps,
-            "stack": s.stack,
-            "step": s.step,
-            "frames": n_frames,
-            "frames_used": n,
-            "num_snippets": len(starts),
-            "snippet_start_frames": starts,
-            "snippet_start_times": [round(st / (s.fps or info.fps), 4) for st in starts],
-            "looped": n < s.stack,
-            "crops": s.crops,
-            "short_side": s.short_side,
-            "crop_size": s.crop_size,
-            "modalities": list(self.models),
-            "shapes": {m: list(f.shape) for m, f in result.items()},
-            "feature": "I3D Mixed_5c averaged over time and space (1024)",
-        }
-        if "flow" in self.models:
-            manifest["flow"] = {"source": s.flow_source, "method": (meta or {}).get("method", s.flow_method)}
+        manifest = snippet_manifest(path, s.fps or info.fps, s, n_frames, n, starts, list(self.models), meta)
+        manifest["shapes"] = {m: list(f.shape) for m, f in result.items()}
         return result, manifest

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
@@ -75,3 +76,44 @@ def views_hwc(frame: torch.Tensor, size: int, crops: str) -> torch.Tensor:
         v = frame[top : top + size, left : left + size]
         out.append(v.flip(1) if flip else v)
     return torch.stack(out)
+
+
+def snippet_manifest(
+    video: str | Path,
+    fps: float,
+    s: ExtractSettings,
+    n_frames: int,
+    n: int,
+    starts: list[int],
+    modalities: list[str],
+    flow_meta: dict | None = None,
+) -> dict:
+    """What a video's manifest says of its snippets (both extractors write this): ``n_frames`` frames at
+    ``fps``, ``n`` of them used (flow: the number of fields), snippets starting at ``starts``;
+    ``flow_meta``: the flow folder's ``meta.json`` when flow was read from one."""
+    frame_size = getattr(s, "frame_size", None)
+    out = {
+        "video": str(video),
+        "fps": fps,
+        "stack": s.stack,
+        "step": s.step,
+        "frames": n_frames,
+        "frames_used": n,
+        "num_snippets": len(starts),
+        "snippet_start_frames": starts,
+        **snippet_times(starts, s.stack, fps),
+        "looped": n < s.stack,
+        "crops": s.crops,
+        "short_side": None if frame_size else s.short_side,
+        "frame_size": list(frame_size) if frame_size else None,
+        "crop_size": s.crop_size,
+        "modalities": list(modalities),
+        "feature": "I3D Mixed_5c averaged over time and space (1024)",
+    }
+    if "flow" in modalities:
+        out["flow"] = {
+            "source": s.flow_source,
+            "method": (flow_meta or {}).get("method", s.flow_method),
+            "bound": (flow_meta or {}).get("bound", s.flow_bound),
+        }
+    return out

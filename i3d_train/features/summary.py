@@ -13,22 +13,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
+from i3d_train.runtime.atomic import write_json
 from i3d_train.runtime.sharding import LOCK_SUFFIX, is_stale, read_lock, shard_of
 
 STATE_DIR = ".extract"
 FAILED_SUFFIX = ".failed.json"
-
-
-def write_json(path: Path, obj) -> None:
-    """Atomically (temp file + rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2))
-    os.replace(tmp, path)
 
 
 def record_inputs(out_dir: Path, names: list[str], input_spec: str) -> None:

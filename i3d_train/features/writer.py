@@ -3,14 +3,13 @@ name, renamed when the last row is in, then the manifest (its presence means the
 
 from __future__ import annotations
 
-import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from i3d_train.models.i3d import FEATURE_DIM
+from i3d_train.runtime.atomic import commit, temp_path, write_json
 
 
 @dataclass
@@ -53,7 +52,7 @@ class Writer:
             width = FEATURE_DIM * (len(self.modalities) if self.layout == "concat" else 1)
             shape = (n, 10, width) if self.ten_crop else (n, width)
             final = folder / fname
-            tmp = folder / f"{fname}.{os.getpid()}.tmp"
+            tmp = temp_path(final)
             arrays[key] = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=shape)
             paths[key] = (tmp, final)
         manifest = dict(manifest)
@@ -83,14 +82,9 @@ class Writer:
         for key, a in o.arrays.items():
             a.flush()
             del a
-            tmp, final = o.paths[key]
-            os.replace(tmp, final)
-        manifest = {**o.manifest, **self.manifest_extra}
-        path = self.out_dir / f"{name}.json"
-        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(manifest, indent=2))
-        os.replace(tmp, path)  # written last: its presence means the video is complete
-        return path
+            commit(*o.paths[key])
+        # written last: its presence means the video is complete
+        return write_json(self.out_dir / f"{name}.json", {**o.manifest, **self.manifest_extra})
 
     def discard(self, name: str) -> None:
         o = self.open.pop(name, None)

@@ -11,13 +11,13 @@ an interrupted run never leaves a folder that counts as done; ``meta.json`` is w
 from __future__ import annotations
 
 import json
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from i3d_train.runtime.atomic import atomic_dir, write_json
 from i3d_train.video.reader import loop
 
 
@@ -40,17 +40,13 @@ class FlowStore:
 
 def write_flow_folder(folder: Path, flow: np.ndarray, store: FlowStore, meta: dict) -> None:
     """Write ``flow (N, H, W, 2)`` as JPEG pairs plus meta.json, atomically (temp folder + rename)."""
-    tmp = folder.with_name(folder.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
     q = store.quantize(flow)
     params = [cv2.IMWRITE_JPEG_QUALITY, store.jpeg_quality]
-    for i in range(len(q)):
-        cv2.imwrite(str(tmp / f"flow_x_{i + 1:05d}.jpg"), q[i, :, :, 0], params)
-        cv2.imwrite(str(tmp / f"flow_y_{i + 1:05d}.jpg"), q[i, :, :, 1], params)
-    (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
-    shutil.rmtree(folder, ignore_errors=True)
-    tmp.rename(folder)
+    with atomic_dir(folder) as tmp:
+        for i in range(len(q)):
+            cv2.imwrite(str(tmp / f"flow_x_{i + 1:05d}.jpg"), q[i, :, :, 0], params)
+            cv2.imwrite(str(tmp / f"flow_y_{i + 1:05d}.jpg"), q[i, :, :, 1], params)
+        write_json(tmp / "meta.json", meta)
 
 
 def is_complete(folder: Path) -> bool:

@@ -1,7 +1,7 @@
 """I3D: Inception-V1 inflated to 3D (Carreira & Zisserman, CVPR 2017, Sec. 2.4 and Fig. 3).
 
 Built exactly as DeepMind released it (kinetics-i3d, Sonnet): the endpoint names, kernel sizes and
-strides of PAPER_FACTS section 3, TF "SAME" padding, batch norm with eps 1e-3 after every conv, a 2x7x7
+strides of DeepMind's kinetics-i3d ``i3d.py`` (paper Sec. 2.4, Fig. 3), TF "SAME" padding, batch norm with eps 1e-3 after every conv, a 2x7x7
 average pool, dropout, a 1x1x1 classifier conv with bias, and logits averaged over time.
 
 Deviations, on purpose:
@@ -26,7 +26,7 @@ from i3d_train.models.inflate import inflate
 from i3d_train.models.layers import InceptionBlock3d, MaxPool3dSame, Unit3D
 from i3d_train.models.loading import load_without_classifier
 
-# (in, c0, c1a, c1b, c2a, c2b, c3) per Inception block: PAPER_FACTS section 3 / DeepMind's i3d.py.
+# (in, c0, c1a, c1b, c2a, c2b, c3) per Inception block: DeepMind's kinetics-i3d i3d.py (paper Fig. 3).
 INCEPTION_CHANNELS: dict[str, tuple[int, int, int, int, int, int, int]] = {
     "Mixed_3b": (192, 64, 96, 128, 16, 32, 32),
     "Mixed_3c": (256, 128, 128, 192, 32, 96, 64),

@@ -73,7 +73,7 @@ class UnitND(nn.Module):
         conv = (nn.Conv2d if d == 2 else nn.Conv3d)(in_channels, out_channels, self.kernel_size, self.stride, bias=bias)
         setattr(self, f"conv{d}d", conv)
         # eps 1e-3 as DeepMind's release; momentum 0.1 (PyTorch's default) instead of Sonnet's 0.001
-        # so short runs evaluate well with running statistics (PAPER_FACTS section 3).
+        # so short runs evaluate well with running statistics (Sonnet: DeepMind's kinetics-i3d i3d.py).
         bn = nn.BatchNorm2d if d == 2 else nn.BatchNorm3d
         self.bn = bn(out_channels, eps=1e-3, momentum=bn_momentum) if use_bn else None
         self.activation = activation

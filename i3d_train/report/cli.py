@@ -20,6 +20,9 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
+from i3d_train.engine.predictions import save_figure
+from i3d_train.runtime.atomic import write_text
+
 MODEL_ORDER = ["convnet_lstm", "c3d", "two_stream", "fused_two_stream", "i3d_two_stream", "i3d"]
 MODEL_NAMES = {
     "convnet_lstm": "ConvNet+LSTM",
@@ -123,8 +126,7 @@ def bar_chart(path: Path, vals: dict, title: str) -> Path:
     ax.set_title(title)
     ax.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path)
     return path
 
 
@@ -163,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     print(md)
     if args.out:
-        args.out.write_text(md)
+        write_text(args.out, md)
         if vals:
             png = bar_chart(args.out.with_suffix(".png"), vals, f"Table 2 layout, {args.folder.name}")
             print(f"wrote {args.out} and {png}")

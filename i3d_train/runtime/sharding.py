@@ -25,6 +25,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from i3d_train.runtime.atomic import pid_alive
+
 LOCK_SUFFIX = ".lock"
 
 
@@ -78,16 +80,6 @@ def select(items: list[tuple[Path, str]], shard: Shard) -> list[tuple[Path, str]
     return [(v, name) for v, name in items if shard.owns(name)]
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, another user's
-        return True
-    return True
-
-
 @dataclass
 class VideoLock:
     """``<out_dir>/<name>.lock``: held while one process extracts one video."""
@@ -129,7 +121,7 @@ def is_stale(content: str, age: float, stale_after_s: float) -> bool:
     except json.JSONDecodeError:  # being written right now, or garbage: judge by age alone
         holder = {}
     if holder.get("host") == socket.gethostname() and isinstance(holder.get("pid"), int):
-        return not _pid_alive(holder["pid"])
+        return not pid_alive(holder["pid"])
     return age > stale_after_s
 
 

