@@ -247,3 +247,39 @@ def test_a_lightning_import_deep_under_extract_is_found(srcs):
     mutated["i3d_train.video.reader"] = (path, ast.parse(path.read_text() + "\nimport pytorch_lightning\n"))
     assert transitive_lightning("extract", srcs) == []
     assert transitive_lightning("extract", mutated) == ["extract -> i3d_train.video.reader imports pytorch_lightning"]
+
+
+def referenced_paths() -> list[tuple[str, str]]:
+    """``(where, reference)`` of every repository file (``i3d_train/x.py``, ``tests/x.py``, ...) and every
+    dotted ``i3d_train.x.y`` name in the package's, the configs' and the benchmarks' text."""
+    import re
+
+    refs = []
+    files = [*PKG.rglob("*.py"), *(ROOT / "conf").rglob("*.yaml"), *(ROOT / "benchmarks").glob("*.py")]
+    for f in files:
+        text = f.read_text()
+        for m in re.finditer(r"(?<![\w/.])((?:i3d_train|tests|benchmarks|conf)/[\w/.-]+\.(?:py|yaml|md|txt))", text):
+            refs.append((str(f.relative_to(ROOT)), m.group(1)))
+        for m in re.finditer(r"(?<![\w./-])(i3d_train(?:\.\w+)+)", text):
+            refs.append((str(f.relative_to(ROOT)), m.group(1)))
+    return refs
+
+
+def resolves(ref: str) -> bool:
+    if "/" in ref:
+        return (ROOT / ref).exists()
+    parts = ref.split(".")
+    for i in range(len(parts), 1, -1):  # the longest prefix that is a module; the rest are its attributes
+        stem = ROOT.joinpath(*parts[:i])
+        if stem.with_suffix(".py").is_file() or (stem / "__init__.py").is_file():
+            return True
+    return False
+
+
+def test_every_file_and_module_the_code_names_exists():
+    """Docstrings, comments and configs name files and modules of this repository that exist (the old
+    flat layout's names only in the table that maps them, ``MOVED_TARGETS``)."""
+    from i3d_train.engine.run_config import MOVED_TARGETS
+
+    missing = [f"{where}: {ref}" for where, ref in referenced_paths() if not resolves(ref) and ref not in MOVED_TARGETS]
+    assert missing == []

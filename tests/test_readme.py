@@ -1,11 +1,12 @@
-"""What the README claims, as written.
+"""What the README and the docs pages claim, as written.
 
-Every multirun example runs on tiny data (`debug=tiny`, one batch per stage): the transfer-protocol
+They are read as one text (``DOCS``: README.md, then every ``docs/*.md``), so a command or a quoted
+error is found wherever it moves. Every multirun example runs on tiny data (`debug=tiny`, one batch per stage): the transfer-protocol
 sweep and the paper's comparison grid, with the Kinetics weights each model's default
 `protocol.init_weights` names made by the test; the sweeps that need what a test machine does not have
 (a SLURM cluster) or that another test runs are listed in ELSEWHERE. The errors the README quotes are
-the ones the code prints; `predict --help` shows its whole description; `pre-commit` (the README's
-Development section) comes with the dev extra.
+the ones the code prints; `predict --help` shows its whole description; `pre-commit` (the Development
+page) comes with the dev extra.
 """
 
 import json
@@ -30,15 +31,16 @@ from i3d_train.train.run import train
 from tests.conftest import compose_train
 
 ROOT = Path(__file__).resolve().parents[1]
-README = (ROOT / "README.md").read_text()
+DOC_FILES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+DOCS = "\n".join(p.read_text() for p in DOC_FILES)  # README + all docs pages
 ENV_EXTRA = {"PYTHONPATH": str(ROOT), "WANDB_MODE": "disabled"}
 
-# README multiruns checked by another test, by a fragment of the command.
+# Multiruns of the README and docs checked by another test, by a fragment of the command.
 ELSEWHERE = {
     "hparams_search=synthetic_optuna": "tests/test_scale.py::test_optuna_search_runs_two_trials (2 trials)",
     "trainer=slurm": "tests/test_scale.py::test_slurm_config_uses_the_submitit_launcher (needs a SLURM cluster)",
 }
-# Appended to each README command: tiny data under the test's folder, one batch per stage.
+# Appended to each documented command: tiny data under the test's folder, one batch per stage.
 TINY = [
     "debug=tiny",
     "trainer.fast_dev_run=true",
@@ -52,12 +54,14 @@ TINY = [
 
 
 def readme_multiruns() -> list[str]:
-    """The `python train.py` commands of the README's bash blocks that start a multirun."""
+    """The `python train.py` commands of the bash blocks of the README and the docs pages that start a
+    multirun, each once (the README's tour repeats some of the pages' commands)."""
     cmds = []
-    for block in re.findall(r"```bash\n(.*?)```", README, re.S):
+    for block in re.findall(r"```bash\n(.*?)```", DOCS, re.S):
         for line in block.replace("\\\n", " ").splitlines():
             line = " ".join(line.split("  #")[0].split())
-            if line.startswith("python train.py") and (" -m " in line or "hparams_search=" in line):
+            multirun = line.startswith("python train.py") and (" -m " in line or "hparams_search=" in line)
+            if multirun and line not in cmds:
                 cmds.append(line)
     return cmds
 
@@ -70,7 +74,7 @@ def test_every_readme_multirun_is_run_by_a_test():
     cmds = readme_multiruns()
     assert len(cmds) >= 4
     for fragment in ELSEWHERE:
-        assert any(fragment in c for c in cmds), f"{fragment}: no longer in the README, drop it from ELSEWHERE"
+        assert any(fragment in c for c in cmds), f"{fragment}: no longer in the README or docs, drop it from ELSEWHERE"
     assert sorted(run_here()) == [
         "python train.py -m model=i3d data=ucf101 protocol=original,fixed,full_ft",
         "python train.py -m model=i3d,c3d data=ucf101,hmdb51 protocol=fixed,full_ft",
@@ -134,8 +138,8 @@ def test_readme_multiruns_run_on_tiny_data(tmp_path):
 
 
 def readme_error(start: str) -> str:
-    """The README's quoted error line that starts with ``start``."""
-    quoted = re.findall(r"`(error: [^`\n]+)`", README) + [line.strip() for line in README.splitlines()]
+    """The quoted error line of the README or a docs page that starts with ``start``."""
+    quoted = re.findall(r"`(error: [^`\n]+)`", DOCS) + [line.strip() for line in DOCS.splitlines()]
     lines = [q for q in quoted if q.startswith(start)]
     assert lines, start
     return lines[0]
@@ -169,6 +173,6 @@ def test_predict_help_shows_the_whole_description(capsys):
 
 
 def test_pre_commit_comes_with_the_dev_extra():
-    assert "pre-commit install" in README
+    assert "pre-commit install" in DOCS
     dev = re.search(r"^dev = \[(.*)\]", (ROOT / "pyproject.toml").read_text(), re.M).group(1)
     assert re.search(r'"pre-commit\b', dev)
