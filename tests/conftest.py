@@ -95,14 +95,14 @@ def randomize_batchnorm(net: torch.nn.Module, shift_std: float) -> torch.nn.Modu
     return net.eval()
 
 
-def sensitive_i3d(in_channels: int = 3, seed: int = 0) -> torch.nn.Module:
+def sensitive_i3d(in_channels: int = 3, seed: int = 0, num_classes: int = 400) -> torch.nn.Module:
     """Random weights with batch-norm statistics measured on smooth random clips: its features change
     with the input (rows of different snippets differ by tens), unlike ``random_i3d``'s (by about 1e-6,
     below float error), so a test comparing rows can tell a wrong row from a right one."""
     torch.manual_seed(seed)
     from i3d_train.models.i3d import InceptionI3d
 
-    net = InceptionI3d(400, in_channels)
+    net = InceptionI3d(num_classes, in_channels)
     for m in net.modules():
         if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
             m.momentum = None  # a plain average over the calibration batch

@@ -156,6 +156,27 @@ def test_pipeline_rows_equal_the_one_video_reference(tmp_path):
         assert not list(out.glob("*.lock")) and not list(out.glob("*.tmp"))
 
 
+def test_a_short_video_is_looped_not_padded(tmp_path):
+    """A 5-frame video with 8-frame snippets: its one snippet is frames 0 1 2 3 4 0 1 2 (paper Sec. 2.5:
+    short videos are looped), against a clip built here from those indices written out, not from
+    ``loop()``; padding with the last frame (0 1 2 3 4 4 4 4) gives another row."""
+    v = tiny_video(tmp_path / "v.mp4", 5, seed=4)
+    model = prepare(sensitive_i3d(3, 5), fast=False)
+    kw = dict(fps=25.0, stack=8, step=8, short_side=32, crop_size=32, batch_size=2)
+    out = tmp_path / "out"
+    work = Work([Job(v, "v")], StreamSettings(**kw), ["rgb"], out, os.getpid(), never_complete)
+    assert run_pipeline(work, {"rgb": model}, Writer(out, ["rgb"], "separate", False, {}), 0)["done"] == ["v"]
+    got = np.load(out / "v_rgb.npy")
+    frames = torch.from_numpy(read_frames(v, np.arange(5), 25.0))  # 5 x 32 x 40 x 3
+    rows = {}
+    for rule, idx in (("looped", [0, 1, 2, 3, 4, 0, 1, 2]), ("padded", [0, 1, 2, 3, 4, 4, 4, 4])):
+        clip = frames_to_unit(frames[idx])[:, :, :, 4:36]  # 3 x 8 x 32 x 32: the center crop
+        rows[rule] = model(clip[None], "extract_features").numpy()
+    err = np.abs(got - rows["looped"]).max()
+    assert got.shape == (1, 1024) and err <= 1e-5 * np.abs(rows["looped"]).max()
+    assert np.abs(rows["padded"] - rows["looped"]).max() > 1000 * err + 1e-3
+
+
 def test_decoding_threads_are_set_and_change_no_frame(tmp_path):
     """A pipeline worker decodes with its share of the cores (FFmpeg would start one thread per core in
     every worker): the count reaches the decoder, and the frames are the same as FFmpeg's default gives."""
@@ -165,6 +186,35 @@ def test_decoding_threads_are_set_and_change_no_frame(tmp_path):
     container.close()
     one = np.stack([f for _, f in iter_frames(path, 25.0, threads=1)])
     assert np.array_equal(one, np.stack([f for _, f in iter_frames(path, 25.0)]))
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_each_worker_decodes_with_its_share_of_the_cores(tmp_path, monkeypatch, workers):
+    """16 cores for this process: in-process decoding gets 16 threads, each of 2 workers 8 (recorded
+    from inside the forked workers, where the patched decoder runs)."""
+    from i3d_train.features import pipeline
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 16)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(16)))
+    monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
+    monkeypatch.delenv("SLURM_NTASKS_PER_NODE", raising=False)
+    record = tmp_path / "threads.txt"
+    real = pipeline.iter_frames
+
+    def recording(*args, threads=0, **kwargs):
+        with open(record, "a") as f:
+            f.write(f"{threads}\n")
+        yield from real(*args, threads=threads, **kwargs)
+
+    monkeypatch.setattr(pipeline, "iter_frames", recording)
+    jobs = [Job(tiny_video(tmp_path / f"v{i}.mp4", 10, seed=i), f"v{i}") for i in range(2)]
+    s = StreamSettings(fps=25.0, stack=8, step=8, short_side=32, crop_size=32, batch_size=2)
+    out = tmp_path / "out"
+    work = Work(jobs, s, ["rgb"], out, os.getpid(), never_complete)
+    model = prepare(random_i3d(3, 9), precision="fp32")
+    result = run_pipeline(work, {"rgb": model}, Writer(out, ["rgb"], "separate", False, {}), workers)
+    assert sorted(result["done"]) == ["v0", "v1"]
+    assert record.read_text().split() == ["16" if workers == 0 else "8"] * 2
 
 
 def test_decoding_cores_are_shared_with_the_nodes_other_ranks(monkeypatch):
@@ -343,9 +393,26 @@ def test_thumos14_preset_writes_down_the_recipe():
     assert k.step == 8  # command-line values still win over the preset
 
 
-def run(args: list[str], cwd: Path, module: str | None = None, **kw) -> subprocess.Popen:
+# extract.py behind a barrier: the extraction code imported, then wait until `parties` processes are
+# there, so that they start work together (a test of two processes on one folder must see them overlap)
+BARRIER = """import pathlib, runpy, sys, time
+import i3d_train.features.run
+folder, parties = pathlib.Path(sys.argv[1]), int(sys.argv[2])
+(folder / str(time.time_ns())).touch()
+while len(list(folder.iterdir())) < parties:
+    time.sleep(0.005)
+sys.argv = [sys.argv[3], *sys.argv[4:]]
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+
+
+def run(
+    args: list[str], cwd: Path, module: str | None = None, barrier: tuple[Path, int] | None = None
+) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     cmd = [sys.executable, "-m", module] if module else [sys.executable, str(ROOT / "extract.py")]
+    if barrier:
+        cmd = [sys.executable, "-c", BARRIER, str(barrier[0]), str(barrier[1]), str(ROOT / "extract.py")]
     return subprocess.Popen([*cmd, *args], cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -412,28 +479,57 @@ def test_two_shards_do_each_video_once_and_the_summary_says_so(tmp_path):
 
 @pytest.mark.slow
 def test_two_processes_on_the_same_list_never_write_the_same_video(tmp_path):
+    """Two extract.py processes on one list and one folder, started together behind a barrier: each
+    video written once, by one of them, none failed, and both did some (they overlapped)."""
     names = _videos(tmp_path, 6)
-    procs = [run([*_extract_args(tmp_path), f"hydra.run.dir={tmp_path / f'h{i}'}"], tmp_path) for i in range(2)]
+    (tmp_path / "barrier").mkdir()
+    procs = [
+        run(
+            [*_extract_args(tmp_path), f"hydra.run.dir={tmp_path / f'h{i}'}"],
+            tmp_path,
+            barrier=(tmp_path / "barrier", 2),
+        )
+        for i in range(2)
+    ]
     results = [finish(p) for p in procs]
     assert all(code == 0 for code, _, _ in results), [err[-1500:] for _, _, err in results]
     done = [int(out.split(" done")[0].split()[-1]) for _, out, _ in results]
-    assert sum(done) == len(names)  # none written twice (a duplicate would count in both)
+    assert sum(done) == len(names) and min(done) >= 1, done  # none written twice (it would count in both)
     assert all((tmp_path / "f" / f"{n}.json").is_file() for n in names)
     assert not list((tmp_path / "f").rglob("*.lock")) and not list((tmp_path / "f").rglob("*.tmp"))
 
 
 @pytest.mark.slow
-def test_predict_streams_in_chunks_close_to_one_whole_pass(tmp_path, monkeypatch):
+def test_predict_streams_in_chunks_each_at_its_own_steps(tmp_path, monkeypatch):
+    """72 frames in chunks of 32 overlapping by 8 (stride 24 = 3 steps): chunk c is frames
+    [24c, 24c + 32), its per-step logits sit at steps 3c, 3c + 1, ...; a step two chunks cover is their
+    mean, and the result the mean over steps. Checked against that rule computed here from each chunk's
+    own logits (so piling every chunk at step 0, or keeping only the last chunk, fails), and each chunk's
+    input against the frames it should hold. (How far chunks are from one whole pass depends on the
+    model's receptive field: ``benchmarks/predict_streaming.py`` measures it on the real weights.)"""
     import i3d_train.inference.predict as predict
 
     path = tiny_video(tmp_path / "v.mp4", 72, h=32, w=32)
-    model = prepare(random_i3d(3, 6), fast=False)
+    model = prepare(sensitive_i3d(3, 6), fast=False)
     whole, n = stream_logits(model, path, short_side=32, crop_size=32, chunk_frames=0)
-    lengths = []
+    seen = []
     real = predict.step_logits
-    monkeypatch.setattr(predict, "step_logits", lambda m, clip: lengths.append(clip.shape[2]) or real(m, clip))
+    monkeypatch.setattr(predict, "step_logits", lambda m, clip: seen.append((clip, real(m, clip))) or seen[-1][1])
     chunked, n2 = stream_logits(model, path, short_side=32, crop_size=32, chunk_frames=32, overlap_frames=8)
-    assert n == n2 == 72 and lengths == [32, 32, 24]  # never more than one chunk of frames in memory
-    assert (chunked - whole).abs().max() <= 0.05 * whole.abs().max()
+    assert n == n2 == 72 and [c.shape[2] for c, _ in seen] == [32, 32, 24]  # one chunk of frames in memory
+    frames = read_frames(path, np.arange(72), 25.0)
+    for c, (clip, _) in enumerate(seen):
+        assert torch.equal(clip, predict.prepare_frames(frames[24 * c : 24 * c + 32], 32, 32))
+    steps: dict[int, list[torch.Tensor]] = {}
+    for c, (_, logits) in enumerate(seen):
+        for j in range(logits.shape[1]):
+            steps.setdefault(3 * c + j, []).append(logits[:, j])
+    steps = {k: v for k, v in steps.items() if k < 8}  # a whole pass of 72 frames has ceil(72 / 8) - 1 = 8 steps
+    expected = torch.stack([torch.stack(v).mean(0) for v in steps.values()]).mean(0)
+    scale = expected.abs().max()
+    assert sorted(steps) == list(range(8)) and (chunked - expected).abs().max() <= 1e-5 * scale
+    # each chunk's logits differ: piling them at step 0 or keeping one would give another result
+    assert (seen[0][1].mean(1) - seen[-1][1].mean(1)).abs().max() > 1e-2 * scale
+    assert whole.shape == chunked.shape
     with pytest.raises(ValueError, match="multiples of 8"):
         stream_logits(model, path, chunk_frames=30, overlap_frames=8)

@@ -19,12 +19,8 @@ def pretrained(tmp_path):
     return src, path
 
 
-def module_for(net):
-    return VideoClassifier(net, 5, "rgb", optimizer=lambda params: torch.optim.SGD(params, lr=0.1))
-
-
 class RecordingClassifier(VideoClassifier):
-    """Records, at every training step, whether any frozen batch norm was in training mode."""
+    """Records, at every training step, whether any batch norm was in training mode."""
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -78,14 +74,27 @@ def test_fixed_keeps_frozen_batchnorm_statistics_under_a_real_trainer(pretrained
     assert not torch.equal(before["logits.conv3d.weight"], after["logits.conv3d.weight"])  # the head learned
 
 
-def test_full_ft_trains_everything_from_the_loaded_weights(pretrained):
+def test_full_ft_trains_everything_from_the_loaded_weights(pretrained, tmp_path):
+    """Under a real Trainer: every batch norm in training mode at every step, so their statistics and
+    every weight move."""
     src, path = pretrained
     net = apply_protocol(InceptionI3d(5), "full_ft", str(path))
     assert all(p.requires_grad for p in net.parameters())
     assert torch.equal(net.Conv3d_1a_7x7.conv3d.weight, src.Conv3d_1a_7x7.conv3d.weight)
     assert net.get_classifier().conv3d.weight.shape == (5, 1024, 1, 1, 1)
-    module_for(net).train()
-    assert net.Mixed_4b.b0.bn.training
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    module = RecordingClassifier(net, 5, "rgb", optimizer=lambda params: torch.optim.SGD(params, lr=0.1))
+    trainer = pl.Trainer(
+        max_epochs=1, limit_train_batches=2, limit_val_batches=0, num_sanity_val_steps=0, accelerator="cpu",
+        logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+        default_root_dir=tmp_path,
+    )  # fmt: skip
+    trainer.fit(module, clip_loader())
+    bns = [m for m in net.modules() if isinstance(m, torch.nn.BatchNorm3d)]
+    assert module.frozen_bn_training == [True] * 2 and all(m.training for m in bns)
+    after = net.state_dict()
+    assert not torch.equal(before["Mixed_4b.b0.bn.running_mean"], after["Mixed_4b.b0.bn.running_mean"])
+    assert not torch.equal(before["Conv3d_1a_7x7.conv3d.weight"], after["Conv3d_1a_7x7.conv3d.weight"])
 
 
 def test_protocol_errors(tmp_path, pretrained):

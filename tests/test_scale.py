@@ -20,6 +20,7 @@ from omegaconf import OmegaConf
 from i3d_train.data.samplers import SeededSampler
 from i3d_train.models.inception_v1 import InceptionV1
 from tests.conftest import CONF_DIR, compose_train
+from tests.crash import ENV as KILL_ENV
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT), "WANDB_MODE": "disabled"}
@@ -155,7 +156,12 @@ def metric_rows(run: Path) -> list[tuple[str, str, str]]:
 
 @pytest.mark.slow
 def test_resume_after_sigkill_gives_the_same_final_metrics_and_keeps_the_history(tmp_path):
-    common = ["debug=tiny", "trainer.max_epochs=2", "callbacks.progress_bar.refresh_rate=0", "model.dropout=0.3"]
+    """Killed (SIGKILL) after the second training batch of epoch 1, its rows on disk and its last.ckpt
+    epoch 0's (``tests/crash.py``: at a fixed point, not by polling); resumed with ``ckpt_path=last``."""
+    common = [
+        "debug=tiny", "trainer.max_epochs=2", "callbacks.progress_bar.refresh_rate=0", "model.dropout=0.3",
+        "+callbacks.crash._target_=tests.crash.KillAt",
+    ]  # fmt: skip
     a = tmp_path / "a"
     proc = run_train([*common, f"paths.root_dir={a}"], tmp_path, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -164,27 +170,15 @@ def test_resume_after_sigkill_gives_the_same_final_metrics_and_keeps_the_history
     assert torch.load(newest_run(a) / "checkpoints" / "last.ckpt", weights_only=False, mmap=True)["epoch"] == 1
 
     b = tmp_path / "b"
-    p = subprocess.Popen(
-        [sys.executable, str(ROOT / "train.py"), *common, f"paths.root_dir={b}"], cwd=tmp_path, env=ENV,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "train.py"), *common, f"paths.root_dir={b}"], cwd=tmp_path,
+        env={**ENV, KILL_ENV: "1:1"}, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
-    deadline = time.time() + 300
-
-    def in_epoch_1() -> bool:  # epoch 0 checkpointed, and steps of epoch 1 logged
-        runs = list(b.glob("logs/train/runs/*"))
-        if not runs or not (runs[0] / "checkpoints" / "last.ckpt").is_file():
-            return False
-        csv_file = runs[0] / "csv" / "metrics.csv"
-        return csv_file.is_file() and any(e == "1" and k == "train/loss" for e, _, k in metric_rows(runs[0]))
-
-    while time.time() < deadline and not in_epoch_1():
-        assert p.poll() is None, "the run ended before it was killed in epoch 1"
-        time.sleep(0.05)
-    p.send_signal(signal.SIGKILL)
-    p.wait()
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
     killed = newest_run(b)
     assert not (killed / "metrics.json").exists()  # it did not finish
-    assert torch.load(killed / "checkpoints" / "last.ckpt", weights_only=False, mmap=True)["epoch"] < 1
+    assert torch.load(killed / "checkpoints" / "last.ckpt", weights_only=False, mmap=True)["epoch"] == 0
+    assert {e for e, _, k in metric_rows(killed) if k == "train/loss"} == {"0", "1"}  # epoch 1 had begun
 
     time.sleep(1.1)  # a new run folder (timestamped to the second)
     proc = run_train([*common, f"paths.root_dir={b}", "ckpt_path=last"], tmp_path, timeout=600)

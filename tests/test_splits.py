@@ -96,22 +96,27 @@ def ucf_tree(tmp_path: Path) -> Path:
     return root
 
 
-def test_val_list_does_not_depend_on_the_number_of_processes(tmp_path):
-    """Every process of a DDP run builds the same validation list, whatever the world size."""
+def test_val_list_does_not_depend_on_the_number_of_processes(tmp_path, monkeypatch):
+    """Every process of a DDP run builds the same validation list, whatever the world size and its rank,
+    as the trainer and the launcher's environment (torchrun's, SLURM's) tell them."""
     root = ucf_tree(tmp_path)
     seen = []
     for world, rank in ((1, 0), (2, 0), (2, 1), (4, 3)):
+        for key, value in (("RANK", rank), ("LOCAL_RANK", rank), ("WORLD_SIZE", world), ("SLURM_PROCID", rank)):
+            monkeypatch.setenv(key, str(value))
         cfg = compose_train(tmp_path, ["data=ucf101", f"data.root={root}", "data.num_classes=101"])
         dm = instantiate(cfg.data, _convert_="object")
 
         class Trainer:
-            world_size, global_rank = world, rank
+            world_size, global_rank, local_rank = world, rank, rank
 
         dm.trainer = Trainer()
         dm.setup("fit")
         seen.append((ids(dm.val_set.items), ids(dm.train_set.items)))
         assert dm.val_info["val_source"] == "held_out"
     assert all(s == seen[0] for s in seen[1:]) and seen[0][0]
+    val, train = (set(x) for x in seen[0])
+    assert not val & train and len(val) >= 0.05 * (len(val) + len(train))  # held out of the training list
 
 
 def test_check_command_reports_train_val_test_and_disjointness(tmp_path):

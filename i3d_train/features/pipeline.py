@@ -43,7 +43,7 @@ from i3d_train.flow.compute import compute_flow, to_gray
 from i3d_train.flow.store import check_fps, read_flow, read_meta
 from i3d_train.inference.fast import InferenceModel
 from i3d_train.runtime.sharding import VideoLock, lock_path, try_lock
-from i3d_train.video.reader import probe
+from i3d_train.video.reader import loop, probe
 from i3d_train.video.resize import resize_flow, resize_frames, resize_to, to_float_clip
 from i3d_train.video.stream import iter_frames
 
@@ -136,7 +136,7 @@ def video_snippets(
     k = 0  # next snippet to emit
 
     def needed(j: int) -> np.ndarray:
-        return np.arange(starts[j], starts[j] + s.stack) % n  # the one loop rule: period n
+        return loop(np.arange(starts[j], starts[j] + s.stack), n)  # the one loop rule, period n
 
     def ready(j: int, latest: int) -> bool:
         return int(needed(j).max()) <= latest
@@ -256,8 +256,9 @@ class SnippetBatches(IterableDataset):
 
     def __iter__(self) -> Iterator[dict]:
         info = get_worker_info()
-        # one decoder per worker: its share of the cores (FFmpeg would start one thread per core in each)
-        threads = max(1, decoding_cores() // info.num_workers) if info is not None else 0
+        # one decoder per worker: its share of the cores (FFmpeg would start one thread per core in each);
+        # in this process (no workers) the process's share
+        threads = max(1, decoding_cores() // (info.num_workers if info is not None else 1))
         w, s = self.w, self.w.settings
         rows: list = []
         while (job := self._take()) is not None:
