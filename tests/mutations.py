@@ -145,7 +145,10 @@ MUTATIONS = [
         "i3d_train/engine/metrics.py",
         "return torch.stack([o.float().softmax(-1) for o in outputs.values()]).mean(0)",
         "return torch.stack([o.float() for o in outputs.values()]).mean(0).softmax(-1)",
-        ("tests/test_two_stream.py::test_two_stream_module_reports_each_stream_and_the_fusion",),
+        (
+            "tests/test_two_stream.py::test_fusion_is_the_mean_of_softmax_scores",
+            "tests/test_two_stream.py::test_two_stream_module_reports_each_stream_and_the_fusion",
+        ),
     ),
     Mutation(
         "a per-video lock is exclusive",
@@ -169,6 +172,20 @@ MUTATIONS = [
         ("tests/test_atomic.py",),
     ),
     Mutation(
+        "converting the same weights twice gives the same bytes (extract.py's digest)",
+        "i3d_train/weights/convert.py",
+        "torch.save(model.state_dict(), f)",
+        "torch.save(model.state_dict(), tmp)",
+        ("tests/test_weights.py::test_cli_writes_strict_loadable_state_dict",),
+    ),
+    Mutation(
+        "what a killed extraction left is removed",
+        "i3d_train/features/writer.py",
+        "remove_stale(final)  # what a killed run of this host left",
+        "pass",
+        ("tests/test_extract_scale.py::test_what_a_killed_extraction_left_is_removed_by_the_next",),
+    ),
+    Mutation(
         "imports run one way (models never import weights)",
         "i3d_train/models/inflate.py",
         "from i3d_train.models.loading import",
@@ -181,7 +198,10 @@ MUTATIONS = [
 def copy_tree(dst: Path) -> None:
     """The repository's tracked and untracked-but-not-ignored files, as they are in the working tree."""
     files = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT, capture_output=True, check=True
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT,
+        capture_output=True,
+        check=True,
     ).stdout.split(b"\0")
     for f in files:
         if f and (ROOT / f.decode()).is_file():
@@ -227,7 +247,10 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             killed, seconds, tail = run_one(m, scratch)
             survived += not killed
-            print(f"| {m.claim} | {where} | {tests} | {'killed' if killed else 'SURVIVED'} ({seconds:.0f} s) |", flush=True)
+            print(
+                f"| {m.claim} | {where} | {tests} | {'killed' if killed else 'SURVIVED'} ({seconds:.0f} s) |",
+                flush=True,
+            )
     if not args.list:
         print(f"\n{len(todo) - survived} of {len(todo)} mutations killed")
     return 1 if survived else 0

@@ -130,12 +130,14 @@ def test_eval_under_two_process_ddp_counts_every_video_once(trained, tmp_path):
     _, run = trained["rgb"]
     ckpt = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
     sensitive = sensitive_i3d(3, 7, num_classes=3)
-    sensitive.logits.conv3d.weight.data *= 0.01  # logits of a few units: softmax scores far from 0 and 1
+    sensitive.logits.conv3d.weight.data *= 0.1  # logits of a few units: softmax scores far from 0 and 1
     net = {f"net.{k}": v for k, v in sensitive.state_dict().items()}
     assert net.keys() <= ckpt["state_dict"].keys()
     ckpt["state_dict"].update(net)
     torch.save(ckpt, run / "checkpoints" / "sensitive.ckpt")
-    common = [f"ckpt_path={run / 'checkpoints' / 'sensitive.ckpt'}", "data.test_clips=3", "data.batch_size=2"]
+    # 4-frame clips of the 12-frame videos: the 3 clips start at 0, 4 and 8, so they differ
+    common = [f"ckpt_path={run / 'checkpoints' / 'sensitive.ckpt'}", "data.test_clips=3", "data.batch_size=2",
+              "+data.input_override={num_frames: 4}"]  # fmt: skip
     single, ddp = tmp_path / "single", tmp_path / "ddp"
     two = ["trainer.accelerator=cpu", "trainer.devices=2", "trainer.strategy=ddp", "wandb=true"]
     for out, extra in ((single, []), (ddp, two)):

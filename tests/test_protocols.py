@@ -49,6 +49,16 @@ def clip_loader(n: int = 4, classes: int = 5) -> DataLoader:
     return DataLoader(items, batch_size=2)
 
 
+def fit(module: VideoClassifier, tmp_path, epochs: int, val: bool) -> None:
+    """A real Trainer: ``epochs`` of 2 training batches (and one validation batch, with a sanity check)."""
+    trainer = pl.Trainer(
+        max_epochs=epochs, limit_train_batches=2, limit_val_batches=int(val), num_sanity_val_steps=int(val),
+        accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False,
+        enable_model_summary=False, default_root_dir=tmp_path,
+    )  # fmt: skip
+    trainer.fit(module, clip_loader(), clip_loader() if val else None)
+
+
 def test_fixed_keeps_frozen_batchnorm_statistics_under_a_real_trainer(pretrained, tmp_path):
     """Lightning 2.x never calls module.train() when fit starts: the frozen batch norms must still be in
     eval mode in every training step, and their running statistics bit-identical after fit."""
@@ -59,12 +69,7 @@ def test_fixed_keeps_frozen_batchnorm_statistics_under_a_real_trainer(pretrained
     assert torch.equal(net.Mixed_5c.b0.conv3d.weight, src.Mixed_5c.b0.conv3d.weight)
     before = {k: v.clone() for k, v in net.state_dict().items()}
     module = RecordingClassifier(net, 5, "rgb", optimizer=lambda params: torch.optim.SGD(params, lr=0.5))
-    trainer = pl.Trainer(
-        max_epochs=2, limit_train_batches=2, limit_val_batches=1, num_sanity_val_steps=1, accelerator="cpu",
-        logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-        default_root_dir=tmp_path,
-    )  # fmt: skip
-    trainer.fit(module, clip_loader(), clip_loader())
+    fit(module, tmp_path, epochs=2, val=True)
     assert module.frozen_bn_training == [False] * 4 and module.dropout_training == [True] * 4
     after = net.state_dict()
     stats = [k for k in before if "running" in k or "num_batches_tracked" in k]
@@ -84,12 +89,7 @@ def test_full_ft_trains_everything_from_the_loaded_weights(pretrained, tmp_path)
     assert net.get_classifier().conv3d.weight.shape == (5, 1024, 1, 1, 1)
     before = {k: v.clone() for k, v in net.state_dict().items()}
     module = RecordingClassifier(net, 5, "rgb", optimizer=lambda params: torch.optim.SGD(params, lr=0.1))
-    trainer = pl.Trainer(
-        max_epochs=1, limit_train_batches=2, limit_val_batches=0, num_sanity_val_steps=0, accelerator="cpu",
-        logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-        default_root_dir=tmp_path,
-    )  # fmt: skip
-    trainer.fit(module, clip_loader())
+    fit(module, tmp_path, epochs=1, val=False)
     bns = [m for m in net.modules() if isinstance(m, torch.nn.BatchNorm3d)]
     assert module.frozen_bn_training == [True] * 2 and all(m.training for m in bns)
     after = net.state_dict()

@@ -180,12 +180,13 @@ FLOOR = {"i3d_two_stream": math.log(4), "two_stream": -math.log(5 / 8)}
 @pytest.mark.parametrize("name,varies", sorted(CASES))
 def test_every_model_fits_one_fixed_batch_through_each_stream(name, varies):
     """15 Adam steps of a real Trainer on one batch of 4 clips of 4 classes that only one modality tells
-    apart: the net must then classify all 4 (two-stream nets: by their fused scores), and the loss fall
-    from chance (ln 4 = 1.39 per loss) to within 0.1 of the lowest it can reach (``FLOOR``). A stream
-    that is detached or ignored, or training against other labels than the batch's, leaves some of the 4
-    misclassified."""
+    apart: the net must then classify all 4 (two-stream nets: by their fused scores), the loss fall from
+    chance (ln 4 = 1.39 per loss) to within 0.1 of the lowest it can reach (``FLOOR``), and every weight
+    move. Training against other labels than the batch's leaves some of the 4 misclassified; a stream
+    that is ignored cannot tell them apart; a detached one keeps its initial weights."""
     torch.manual_seed(0)
     net = small_net(name, 4)
+    initial = {k: v.clone() for k, v in net.named_parameters()}
     module = VideoClassifier(net, 4, "rgb", optimizer=lambda params: torch.optim.Adam(params, lr=1e-3))
     batch = fixed_batch(name, varies)
     rec = LossRecorder()
@@ -200,6 +201,11 @@ def test_every_model_fits_one_fixed_batch_through_each_stream(name, varies):
         out = module.train()(batch)
     scores = fuse(out) if isinstance(out, dict) else out[:, -1] if out.dim() == 3 else out
     assert scores.argmax(-1).tolist() == [0, 1, 2, 3]
+    # every weight of the stream that tells the clips apart trained (one cut off from the loss would keep
+    # its initial weights; the other stream's weights may get no gradient from identical clips)
+    prefix = {"i3d_two_stream": f"streams.{varies}.", "two_stream": f"{varies}.", "fused_two_stream": f"{varies}."}
+    mine = [k for k in initial if k.startswith(prefix.get(name, ""))]
+    assert mine and [k for k in mine if torch.equal(net.get_parameter(k), initial[k])] == []
 
 
 class Clips(torch.utils.data.Dataset):

