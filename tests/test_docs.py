@@ -60,6 +60,8 @@ RUN_BY = {
 
 # Documented commands that no test runs, and why.
 NOT_RUN = {
+    "python tests/mutations.py": "runs chosen tests itself on a scratch copy, once per mutation (about 5 minutes); its table is in docs/development.md",
+    "python tests/mutations.py --list": "prints the mutation table; the run that checks each is `python tests/mutations.py`",
     "python -m pytest -q -n 2 --dist loadfile": "the test suite itself (bash .ci/run runs it)",
     'python -m pytest -q -m "not slow"': "the quick part of the test suite itself",
     "python train.py experiment=ucf101_i3d_rgb data.root=/datasets/UCF101": "needs a UCF-101 copy and a GPU (the paper's recipe: trainer=gpu, 40 epochs of 64x224x224 clips); no test composes conf/experiment/ucf101_i3d_rgb.yaml",
@@ -141,7 +143,9 @@ def bash_commands(text: str) -> list[str]:
 
 def source_of_tests() -> str:
     return " ".join(
-        " ".join(p.read_text().split()) for p in sorted((ROOT / "tests").glob("*.py")) if p.name != "test_docs.py"
+        " ".join(p.read_text().split())
+        for p in sorted((ROOT / "tests").glob("*.py"))
+        if p.name not in ("test_docs.py", "mutations.py")
     )
 
 
