@@ -193,6 +193,20 @@ MUTATIONS = [
         ("tests/test_extract_scale.py::test_what_a_killed_extraction_left_is_removed_by_the_next",),
     ),
     Mutation(
+        "no file from elsewhere runs code (weights-only loads)",
+        "i3d_train/weights/safe_pickle.py",
+        'return torch.load(path, map_location="cpu", weights_only=True)',
+        'return torch.load(path, map_location="cpu", weights_only=False)',
+        ("tests/test_untrusted_files.py::test_predict_weights",),
+    ),
+    Mutation(
+        "a crafted checkpoint is refused in one line before Lightning loads it",
+        "i3d_train/engine/checkpoint_io.py",
+        "        load_torch_file(path)",
+        "        pass",
+        ("tests/test_untrusted_files.py::test_eval_ckpt_path",),
+    ),
+    Mutation(
         "imports run one way (models never import weights)",
         "i3d_train/models/inflate.py",
         "from i3d_train.models.loading import",

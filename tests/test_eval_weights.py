@@ -121,20 +121,23 @@ def moving_frames(seed: int, n: int = 16) -> np.ndarray:
 
 
 def make_kinetics_tree(root: Path, labels: list[str]) -> list[Path]:
-    """A Kinetics-400 layout with one train and one val clip per label (as the annotation files spell
-    them: quoted when they hold parentheses); returns the val clips."""
+    """A Kinetics-400 layout with two train clips (two YouTube videos, so that one can be held out for
+    validation) and one val clip per label (as the annotation files spell them: quoted when they hold
+    parentheses); returns the val clips."""
     (root / "annotations").mkdir(parents=True)
     val = []
-    for split in ("train", "val"):
+    for split, per_label in (("train", 2), ("val", 1)):
         rows = [K400_HEADER]
         for i, label in enumerate(labels):
-            yt = f"{split[0]}{i:010d}"
-            rows.append(f'"{label}",{yt},0,10,{split},0' if "(" in label else f"{label},{yt},0,10,{split},0")
-            path = root / split / label / f"{yt}_000000_000010.mp4"
-            write_video(path, moving_frames(i), 25)
-            val.append(path)
+            for j in range(per_label):
+                yt = f"{split[0]}{i:05d}{j:05d}"
+                rows.append(f'"{label}",{yt},0,10,{split},0' if "(" in label else f"{label},{yt},0,10,{split},0")
+                path = root / split / label / f"{yt}_000000_000010.mp4"
+                write_video(path, moving_frames(i), 25)
+                if split == "val":
+                    val.append(path)
         (root / "annotations" / f"{split}.csv").write_text("\n".join(rows) + "\n")
-    return val[len(labels) :]
+    return val
 
 
 def released_like(path: Path, seed: int = 0) -> InceptionI3d:

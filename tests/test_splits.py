@@ -172,3 +172,32 @@ def test_a_tiny_fraction_still_holds_out_one_group_and_one_group_alone_is_refuse
     cfg = compose_train(tmp_path, ["data=ucf101", f"data.root={one}", "data.num_classes=101"])
     with pytest.raises(DatasetFormatError, match="no validation videos .*data.val_source=test"):
         instantiate(cfg.data, _convert_="object").setup("fit")
+
+
+def test_kinetics_validation_is_held_out_of_train_when_val_csv_is_the_test_list():
+    """Without a labelled test.csv, Kinetics-400's test list is val.csv: validation (best checkpoint,
+    plateau schedule) is then held out of the training clips, per class, whole YouTube videos, never the
+    list the results are reported on. With a labelled test.csv, val.csv is the validation list."""
+    from i3d_train.data.dataset import VideoItem
+    from i3d_train.data.splits import SplitLists, youtube_id
+
+    def clips(split: str, n: int) -> list[VideoItem]:
+        return [
+            VideoItem(Path(f"/k/{split}/c{c}/y{split}{c}{i % (n // 2)}_{i:06d}_{i + 10:06d}.mp4"), c,
+                      f"c{c}/y{split}{c}{i % (n // 2)}_{i:06d}_{i + 10:06d}.mp4")
+            for c in range(3) for i in range(n)
+        ]  # fmt: skip
+
+    train, val = clips("train", 20), clips("val", 4)
+    lists = with_validation(SplitLists(["a", "b", "c"], train, val, Path("/k"), val=val), "kinetics400")
+    assert lists.val_source == "held_out" and "of each class" in lists.val_rule
+    got = {it.video_id for it in lists.val}
+    assert got and got.isdisjoint(it.video_id for it in lists.test)
+    assert got.isdisjoint(it.video_id for it in lists.train) and len(lists.train) + len(got) == len(train)
+    for c in range(3):  # about 10% of each class, whole YouTube videos on one side
+        mine = [it for it in lists.val if it.label == c]
+        assert 1 <= len(mine) <= 4
+        assert {youtube_id(it.video_id) for it in mine}.isdisjoint(youtube_id(it.video_id) for it in lists.train)
+    test = clips("test", 4)
+    official = with_validation(SplitLists(["a", "b", "c"], train, test, Path("/k"), val=val), "kinetics400")
+    assert official.val == val and official.train == train and "official" in official.val_rule

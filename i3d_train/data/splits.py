@@ -98,6 +98,11 @@ def pick_groups(sizes: dict[str, int], target: float) -> set[str]:
     return chosen
 
 
+def youtube_id(video_id: str) -> str:
+    """A Kinetics clip's YouTube video: ``<class>/<youtube id>_<start>_<end>.mp4`` -> ``<youtube id>``."""
+    return re.sub(r"_\d{6}_\d{6}$", "", Path(video_id).stem)
+
+
 def hold_out(items: list[VideoItem], group_of, fraction: float, per_class: bool) -> set[str]:
     """Video ids of the held-out groups: about ``fraction`` of ``items``, whole groups, either over the
     whole list (UCF-101: group numbers across classes, like the official splits) or within each class."""
@@ -117,10 +122,11 @@ def hold_out(items: list[VideoItem], group_of, fraction: float, per_class: bool)
 def with_validation(lists: SplitLists, dataset: str, source: str = "held_out", fraction: float = 0.1) -> SplitLists:
     """``lists`` with its validation list set, and ``val_source`` / ``val_rule`` saying how.
 
-    ``source=held_out`` (default): the dataset's own validation list when it has one (Kinetics-400's
-    ``val.csv``, the synthetic set's ``vallist0N.txt``), else about ``fraction`` of the training list,
-    held out and removed from it: UCF-101 by whole groups (``gXX``: one actor and scene per group),
-    HMDB-51 per class by whole source films. Deterministic: the same list whatever the order of the
+    ``source=held_out`` (default): the dataset's own validation list when it has one and it is not the
+    test list (Kinetics-400's ``val.csv`` beside a labelled ``test.csv``, the synthetic set's
+    ``vallist0N.txt``), else about ``fraction`` of the training list, held out and removed from it:
+    UCF-101 by whole groups (``gXX``: one actor and scene per group), HMDB-51 per class by whole source
+    films, Kinetics-400 (whose test list is then ``val.csv``) per class by whole YouTube videos. Deterministic: the same list whatever the order of the
     annotation files, the run or the number of processes. ``source=test``: the test list (what
     UCF-101 / HMDB-51 papers usually did; model selection then sees the test videos).
     """
@@ -128,11 +134,15 @@ def with_validation(lists: SplitLists, dataset: str, source: str = "held_out", f
         raise DatasetFormatError(f"data.val_source must be one of {', '.join(VAL_SOURCES)}, got {source!r}")
     if source == "test":
         return replace(lists, val=lists.test, val_source="test", val_rule="the test list")
-    if lists.val is not None:
+    tested = {it.video_id for it in lists.test}
+    if lists.val is not None and not (tested and {it.video_id for it in lists.val} == tested):
         return replace(lists, val_source="held_out", val_rule=f"the official {dataset} validation list")
     if not 0 < fraction < 1:
         raise DatasetFormatError(f"data.val_fraction must be between 0 and 1, got {fraction}")
-    if dataset == "hmdb51":
+    if lists.val is not None:  # its validation list is the test list (Kinetics-400 without a labelled test.csv)
+        held = hold_out(lists.train, lambda it: youtube_id(it.video_id), fraction, True)
+        rule = f"{fraction:.0%} of each class's training clips, whole YouTube videos (the test list is the validation list)"
+    elif dataset == "hmdb51":
         held = hold_out(lists.train, lambda it: hmdb51_source(it.video_id, lists.classes, it.label), fraction, True)
         rule = f"{fraction:.0%} of each class's training videos, whole source films"
     else:  # UCF-101 layout (ucf101, synthetic without a val list)

@@ -10,16 +10,17 @@ from typing import Any
 import hydra
 import numpy as np
 import pytorch_lightning as pl
-import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from i3d_train.data.splits import DatasetFormatError
+from i3d_train.engine.checkpoint_io import check_checkpoint
 from i3d_train.engine.loggers import wandb_offline_unless_logged_in
 from i3d_train.engine.predictions import PredictionWriter, metrics_of, read_predictions
 from i3d_train.engine.run_config import load_run_config, run_title
 from i3d_train.engine.trainer_options import to_channels_last, trainer_config
 from i3d_train.errors import ConfigError
 from i3d_train.inference.fast import fold_batchnorm
+from i3d_train.weights.safe_pickle import load_torch_file
 
 
 def test_datamodule(cfg: DictConfig, data: DictConfig) -> pl.LightningDataModule:
@@ -66,7 +67,7 @@ def test_module(
     writer = PredictionWriter(out_dir, title)
     if cfg.get("fast"):  # the fast inference path: weights loaded here, batch norm folded, channels_last_3d
         if ckpt_path:
-            state = torch.load(ckpt_path, map_location="cpu", weights_only=False)["state_dict"]
+            state = load_torch_file(ckpt_path)["state_dict"]
             module.load_state_dict(state, strict=True)
         module.net = to_channels_last(fold_batchnorm(module.net))  # 3D weights only: 2D models too
         module.channels_last = True
@@ -107,6 +108,7 @@ def evaluate_checkpoint(
 ) -> dict[str, Any]:
     """Test ``ckpt_path`` with its run's config (``cfg.data`` overrides applied); write outputs."""
     run = load_run_config(ckpt_path, train_config)
+    check_checkpoint(ckpt_path)  # a file that would run code: one line, before anything is built
     with open_dict(run):
         for k, v in (cfg.get("data") or {}).items():
             if v is not None:

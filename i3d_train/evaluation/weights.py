@@ -11,10 +11,12 @@ import hydra
 from omegaconf import DictConfig
 from torch import nn
 
+from i3d_train.engine.checkpoint_io import check_checkpoint
 from i3d_train.engine.classifier import VideoClassifier
 from i3d_train.errors import ConfigError, ProtocolError
 from i3d_train.evaluation.testing import eval_loggers, test_datamodule, test_module
 from i3d_train.weights.loading import load_init_state_dict, load_with_classifier
+from i3d_train.weights.safe_pickle import UnsafePickleError
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +56,7 @@ def load_weights(
             )
         try:  # a missing file: the error names the `download` command that makes it
             how = load_with_classifier(stream, load_init_state_dict(path, m or None), classes, path)
-        except ProtocolError as e:
+        except (ProtocolError, UnsafePickleError) as e:
             raise ConfigError(str(e)) from None
         except (pickle.UnpicklingError, RuntimeError, EOFError) as e:
             raise ConfigError(f"weights {path}: not a state dict or checkpoint torch can load ({e})") from None
@@ -74,6 +76,11 @@ def evaluate_weights(cfg: DictConfig, weights: str | dict[str, str], out_dir: Pa
         raise ConfigError(
             "fuse_with= fuses two training runs (ckpt_path=); for two streams of weights use model=i3d_two_stream weights.rgb=... weights.flow=..."
         )
+    for path in (
+        [weights.replace("{modality}", m) for m in ("rgb", "flow")] if isinstance(weights, str) else weights.values()
+    ):
+        if Path(path).is_file():
+            check_checkpoint(path)  # a file that would run code: one line, before the data is read
     datamodule = test_datamodule(cfg, cfg.data)
     net = hydra.utils.instantiate(cfg.model.net)
     loaded = load_weights(net, weights, cfg.model.modality, datamodule.classes)

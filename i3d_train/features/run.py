@@ -24,6 +24,7 @@ from i3d_train.models.i3d import InceptionI3d
 from i3d_train.runtime.sharding import resolve_shard, select
 from i3d_train.video.files import VIDEO_SUFFIXES, find_videos
 from i3d_train.weights.loading import load_init_state_dict
+from i3d_train.weights.safe_pickle import UnsafePickleError
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +100,7 @@ def load_i3d(path: str | Path, modality: str) -> InceptionI3d:
     """An I3D for ``modality`` from any checkpoint the project loads (a two-stream run's stream too)."""
     try:
         sd = load_init_state_dict(path, modality)  # a two-stream run's checkpoint: that stream
-    except ProtocolError as e:
+    except (ProtocolError, UnsafePickleError) as e:
         raise ConfigError(str(e)) from None
     if "logits.conv3d.weight" not in sd or "Conv3d_1a_7x7.conv3d.weight" not in sd:
         raise ConfigError(f"{path}: not an I3D checkpoint")

@@ -164,8 +164,8 @@ def main(argv: list[str] | None = None) -> int:
     except (VideoDecodeError, FileNotFoundError, ValueError, ProtocolError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    except pickle.UnpicklingError as e:  # torch.load(weights_only=True) refused something in the file
-        print(f"error: {args.weights}: refused by a weights-only load ({str(e).splitlines()[0]})", file=sys.stderr)
+    except pickle.UnpicklingError as e:  # UnsafePickleError: one line naming the file and what it held
+        print(f"error: {str(e).splitlines()[0]}", file=sys.stderr)
         return 2
     probs = logits.softmax(-1)
     classes = kinetics400_classes()

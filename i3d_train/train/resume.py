@@ -8,6 +8,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
+from i3d_train.engine.checkpoint_io import check_checkpoint
 from i3d_train.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,8 @@ def resolve_ckpt_path(cfg: DictConfig, out_dir: Path, fingerprints: tuple[str, .
         raise ConfigError(
             f"ckpt_path={ckpt}: no such checkpoint (use ckpt_path=last to resume the newest same-config run)"
         )
+    if ckpt:
+        check_checkpoint(ckpt)
     return ckpt
 
 

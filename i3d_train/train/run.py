@@ -28,6 +28,7 @@ from i3d_train.runtime.distributed import is_rank_zero, quiet_other_ranks
 from i3d_train.train.resume import move_log_file, remove_stub, resolve_ckpt_path
 from i3d_train.train.transfer import ProtocolError, apply_protocol
 from i3d_train.weights.imagenet import ImageNetWeightsError, init_from_imagenet
+from i3d_train.weights.safe_pickle import UnsafePickleError
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +132,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         keep = bool(cfg.protocol.get("keep_classifier", False))
         classes = datamodule.classes if keep else None
         apply_protocol(net, cfg.protocol.name, init, cfg.model.modality, keep, classes, cfg.model.name)
-    except (ProtocolError, ImageNetWeightsError, DatasetFormatError) as e:
+    except (ProtocolError, ImageNetWeightsError, DatasetFormatError, UnsafePickleError) as e:
         raise ConfigError(str(e)) from None
     module: pl.LightningModule = hydra.utils.instantiate(cfg.module, net=net)
     total, trainable = count_parameters(module.net)

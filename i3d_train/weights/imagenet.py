@@ -11,6 +11,7 @@ from torch import nn
 
 from i3d_train.models.loading import WeightsMismatchError
 from i3d_train.weights.registry import download_command
+from i3d_train.weights.safe_pickle import load_torch_file
 
 # torchvision GoogLeNet module -> this project's Inception-V1 endpoint.
 TORCHVISION_BLOCKS = {
@@ -87,7 +88,7 @@ def load_2d(path: str | Path) -> dict[str, torch.Tensor]:
     if not path.is_file():
         make = download_command(path) or f"python -m i3d_train.weights download googlenet-imagenet --out {path.parent}"
         raise ImageNetWeightsError(f"ImageNet weights {path} not found (model.imagenet_weights; make it: `{make}`)")
-    obj = torch.load(path, map_location="cpu", weights_only=True)
+    obj = load_torch_file(path)
     if isinstance(obj, dict) and "state_dict" in obj:
         obj = obj["state_dict"]
     keys = list(obj)

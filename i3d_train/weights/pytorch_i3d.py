@@ -17,6 +17,7 @@ import torch
 
 from i3d_train.models.i3d import InceptionI3d
 from i3d_train.weights.i3d_jax import ConversionError
+from i3d_train.weights.safe_pickle import load_torch_file
 
 
 def convert(state_dict: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], int, int]:
@@ -46,7 +47,7 @@ def convert(state_dict: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor
 
 def load(path: str | Path) -> tuple[dict[str, torch.Tensor], int, int]:
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        obj = load_torch_file(path)
     except OSError:
         raise
     except Exception as e:  # a file torch cannot read raises anything from its unpickler
