@@ -15,6 +15,12 @@
    (a figure that holds up better on a shared machine); Farneback per worker for reference. Then the
    memory one torch batch needs (growth of the peak resident memory of a fresh process, batch 1 and 4).
 With ``--device cuda``: frames/s at ``--size`` for each batch size and the peak GPU memory.
+
+``--long MINUTES``: peak resident memory of ``python -m i3d_train.flow`` (the user's command, one worker,
+``--backend``/``--method`` as given, its process and children sampled every 0.1 s) on a synthetic video of 1
+and of MINUTES minutes at ``--size`` (25 fps, a translating texture), with ``--long-pairs`` capping the
+frames the torch TV-L1 computes (its memory does not grow with the length either, but a 30-minute video
+takes hours on a CPU): the streamed command's memory is flat in the video's length.
 """
 
 from __future__ import annotations
@@ -151,6 +157,78 @@ def memory(w: int, h: int) -> None:
     )
 
 
+def _long_video(path: Path, minutes: float, w: int, h: int, fps: int = 25) -> int:
+    """A translating texture, ``minutes`` long at ``w x h``, written frame by frame (never all in memory)."""
+    from fractions import Fraction
+
+    import av
+
+    n = int(minutes * 60 * fps)
+    rng = np.random.default_rng(0)
+    tex = cv2.resize(rng.integers(0, 256, (h // 8, w // 4 + 8, 3), dtype=np.uint8), (2 * w, h))
+    with av.open(str(path), mode="w") as c:
+        st = c.add_stream("libx264", rate=fps)
+        st.width, st.height, st.pix_fmt = w, h, "yuv420p"
+        st.options = {"preset": "ultrafast", "g": "250"}
+        for i in range(n):
+            x = (2 * i) % w
+            fr = av.VideoFrame.from_ndarray(np.ascontiguousarray(tex[:, x : x + w]), format="rgb24")
+            fr.pts, fr.time_base = i, Fraction(1, fps)
+            c.mux(st.encode(fr))
+        c.mux(st.encode())
+    return n
+
+
+def _tree_rss(pid: int) -> int:
+    """Resident bytes of ``pid`` and its descendants."""
+    total, todo = 0, [pid]
+    while todo:
+        q = todo.pop()
+        try:
+            for line in Path(f"/proc/{q}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1]) * 1024
+            for task in Path(f"/proc/{q}/task").iterdir():
+                todo += [int(c) for c in (task / "children").read_text().split()]
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return total
+
+
+def long_memory(minutes: float, w: int, h: int, backend: str, method: str, cap: int) -> None:
+    import os
+    import tempfile
+
+    root = Path(__file__).resolve().parents[1]
+    with tempfile.TemporaryDirectory(prefix="flow-long-") as tmp:
+        for m in sorted({1.0, minutes}):
+            src = Path(tmp) / f"src{m:g}"
+            src.mkdir()
+            t = time.perf_counter()
+            n = _long_video(src / "long.mp4", m, w, h)
+            made = time.perf_counter() - t
+            cmd = [sys.executable, "-m", "i3d_train.flow", "--src", str(src), "--dst", str(Path(tmp) / f"flow{m:g}"),
+                   "--method", method, "--backend", backend, "--short-side", "0", "--workers", "1"]  # fmt: skip
+            if cap and method == "tvl1" and backend == "torch":
+                cmd += ["--fps", f"{25 * min(1.0, cap / n):.6f}"]  # fewer frames of the same length of video
+            env = {**os.environ, "PYTHONPATH": str(root)}
+            t = time.perf_counter()
+            proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            peak = 0
+            while proc.poll() is None:
+                peak = max(peak, _tree_rss(proc.pid))
+                time.sleep(0.1)
+            out, err = proc.communicate()
+            if proc.returncode != 0:
+                raise SystemExit(f"flow failed: {err[-2000:]}")
+            line = [x for x in out.splitlines() if x.startswith("flow: ") and " done" in x][-1]
+            print(
+                f"{m:g}-minute video ({n} frames {w}x{h}, written in {made:.0f} s), {method} on {backend}: "
+                f"peak memory {peak / 2**30:.2f} GiB in {time.perf_counter() - t:.0f} s [{line}]",
+                flush=True,
+            )
+
+
 def speed(w: int, h: int, pairs: int) -> None:
     gray = _frames(w, h, pairs + 1)
     print(f"3. speed at {w}x{h}, {pairs} frame pairs, OpenCV {cv2.__version__}, torch {torch.__version__}")
@@ -208,8 +286,15 @@ def main() -> None:
     p.add_argument("--device", default="cpu", help="cuda: the GPU mode (speed per batch size, peak memory)")
     p.add_argument("--batches", default="8,16,32,64,128")
     p.add_argument("--rss-child", type=int, default=0, help=argparse.SUPPRESS)
+    p.add_argument("--long", type=float, default=0, help="minutes: the flow command's peak memory on a long video")
+    p.add_argument("--backend", default="opencv", help="with --long: opencv | torch")
+    p.add_argument("--method", default="farneback", help="with --long: farneback | tvl1")
+    p.add_argument("--long-pairs", type=int, default=200, help="with --long, torch TV-L1: frames computed at most")
     args = p.parse_args()
     w, h = (int(v) for v in args.size.split("x"))
+    if args.long:
+        long_memory(args.long, w, h, args.backend, args.method, args.long_pairs)
+        return
     if args.rss_child:
         _rss_child(args.rss_child, w, h)
         return

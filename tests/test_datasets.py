@@ -120,11 +120,14 @@ def test_kinetics400_both_layouts_quoted_labels_and_missing_clips(tmp_path, capl
     assert lists.val[0].video_id == "val/ddddddddddd_000001_000011.mkv"
     assert lists.test == lists.val and lists.absent == ["test.csv"]  # no test.csv: val serves as test
 
-    dm = VideoDataModule("kinetics400", str(root), 1, 400, {"num_frames": 8, "resize": 64}, None, 2, 0, 1)
+    args = ("kinetics400", str(root), 1, 400, {"num_frames": 8, "resize": 64}, None, 2, 0, 1)
     with caplog.at_level("WARNING"):
-        parsed = dm.parse()
+        parsed = VideoDataModule(*args, val_source="test").parse()
     assert "kinetics400 train: 2 of 3 videos found" in caplog.text
     assert len(parsed.train) == 2 and len(parsed.val) == 2
+    # by default validation is held out of train when val.csv is the test list: one clip per class here
+    with pytest.raises(DatasetFormatError, match=r"no validation videos .* set data.val_source=test"):
+        VideoDataModule(*args).parse()
 
 
 def test_kinetics400_errors_name_file_and_line(tmp_path):
@@ -159,10 +162,10 @@ def test_kinetics400_without_a_training_list_can_be_evaluated_but_not_trained(tm
         dm.setup("fit")  # set up for evaluation first: training still checks (and needs) the train list
     with pytest.raises(DatasetFormatError, match=r"train.csv: file not found"):
         VideoDataModule(*args).setup("fit")
-    # evaluating on the (held-out) validation list needs val.csv, and nothing else
-    dm = VideoDataModule(*args)
-    dm.setup("test")
-    assert len(dm.lists.val) == 2 and dm.lists.val_source == "held_out"
+    # the held-out validation list (of train.csv: val.csv is the test list here) cannot be made without
+    # train.csv: one line that says how to evaluate on the test list alone (what eval.py does)
+    with pytest.raises(DatasetFormatError, match=r"no validation videos .* set data.val_source=test"):
+        VideoDataModule(*args).setup("test")
     (root / "annotations" / "val.csv").unlink()
     with pytest.raises(DatasetFormatError, match=r"val.csv: file not found"):
         VideoDataModule(*args).setup("test")

@@ -87,7 +87,7 @@ def test_cli_resumes_after_interruption_and_reports_failures(tmp_path, capsys, w
     args = ["--src", str(src), "--dst", str(dst), "--method", "farneback", "--short-side", "0", "--workers", workers]
     assert flow_main(args) == 1  # bad.mp4 failed, the others done
     out = capsys.readouterr().out
-    assert "2 done, 0 skipped" in out and "1 failed" in out and "bad.mp4" in out
+    assert "2 done, 0 left to another process, 0 skipped" in out and "1 failed" in out and "bad.mp4" in out
     assert json.loads((dst / "cls" / "a" / "meta.json").read_text())["flow_frames"] == 5
     # Simulate a run killed while writing b: only the temp folder of a process now gone is left.
     left = temp_path(dst / "cls" / "b", pid=DEAD_PID)
@@ -96,7 +96,7 @@ def test_cli_resumes_after_interruption_and_reports_failures(tmp_path, capsys, w
     (src / "cls" / "bad.mp4").unlink()
     assert flow_main(args) == 0
     out = capsys.readouterr().out
-    assert "1 done, 1 skipped" in out
+    assert "1 done, 0 left to another process, 1 skipped" in out
     assert (dst / "cls" / "b" / "meta.json").is_file() and not left.exists()
     assert sorted(p.name for p in (dst / "cls").iterdir()) == ["a", "b"]
     assert read_flow(dst / "cls" / "b", [0, 5]).shape == (2, 48, 64, 2)  # index 5 wraps to 0
@@ -132,3 +132,83 @@ def test_dataset_serves_flow_aligned_with_rgb(tmp_path):
     )
     s = mixed[0]
     assert s["skipped"].item() >= 1 and s["video_index"].item() == 1
+
+
+@pytest.mark.parametrize("backend", ["opencv", "torch"])
+def test_streamed_flow_is_the_whole_video_flow_chunk_by_chunk(tmp_path, monkeypatch, backend):
+    """40 frames streamed through in chunks (OpenCV: 16 pairs per call; torch: 5 with --batch 5): never
+    more than a chunk of frames at once, and the stored fields those of the whole video computed at once
+    (bit for bit: the same frames, the same pairs)."""
+    import i3d_train.flow.video as flow_video
+    from i3d_train.flow.compute import compute_flow, to_gray
+    from i3d_train.flow.store import write_flow_folder
+    from i3d_train.video.reader import read_frames
+
+    frames, _ = translating_square(40, 48, 128, 20)
+    video = tmp_path / "v.mp4"
+    write_video(video, frames, 25, crf=10)
+    method = "tvl1" if backend == "torch" else "farneback"
+    opts = ExtractOptions(method=method, short_side=None, backend=backend, device="cpu", batch=5)
+    held = []
+    monkeypatch.setattr(flow_video, "compute_flow", lambda gray, *a: held.append(len(gray)) or compute_flow(gray, *a))
+    meta = extract_video(video, tmp_path / "streamed", opts)
+    assert meta["flow_frames"] == 39 and held == ([17, 17, 8] if backend == "opencv" else [6] * 7 + [5])
+    whole = compute_flow(to_gray(read_frames(video, np.arange(40), 25.0), None), method, backend, "cpu", 5)
+    write_flow_folder(tmp_path / "whole", whole, FlowStore(), meta)
+    assert np.array_equal(read_flow(tmp_path / "streamed"), read_flow(tmp_path / "whole"))
+
+
+@pytest.mark.slow
+def test_three_flow_commands_on_one_folder_take_each_video_once(tmp_path):
+    """Three `python -m i3d_train.flow` processes on one --src / --dst (started together behind a
+    barrier, just before their work): every video complete, each computed by one of them (the "done"
+    counts add up to 6), none failed, the others' videos counted as left to another process."""
+    import os
+    import re
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    frames, _ = translating_square(30, 48, 128, 20)
+    for i in range(6):
+        write_video(tmp_path / "videos" / f"c{i % 2}" / f"v{i}.mp4", frames, 25, crf=10)
+    (tmp_path / "barrier").mkdir()
+    gate = (
+        "import pathlib, sys, time\n"
+        "import i3d_train.flow.parallel as parallel\n"
+        "from i3d_train.flow.cli import main\n"
+        "folder = pathlib.Path(sys.argv[1])\n"
+        "real = parallel.extract_many\n"
+        "def gated(*a, **k):\n"
+        "    (folder / str(time.time_ns())).touch()\n"
+        "    while len(list(folder.iterdir())) < 3:\n"
+        "        time.sleep(0.002)\n"
+        "    return real(*a, **k)\n"
+        "parallel.extract_many = gated\n"
+        "sys.exit(main(sys.argv[2:]))\n"
+    )
+    args = ["--src", str(tmp_path / "videos"), "--dst", str(tmp_path / "flow"), "--method", "farneback",
+            "--short-side", "0", "--workers", "1"]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", gate, str(tmp_path / "barrier"), *args],
+            env=env,
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )  # fmt: skip
+        for _ in range(3)
+    ]
+    outs = [p.communicate(timeout=600) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [err[-1500:] for _, err in outs]
+    counts = [
+        re.search(r"flow: (\d+) done, (\d+) left to another process, (\d+) skipped", out).groups() for out, _ in outs
+    ]
+    done = [int(d) for d, _, _ in counts]
+    assert sum(done) == 6 and all(int(d) + int(e) + int(s) == 6 for d, e, s in counts), counts
+    assert sorted(p.relative_to(tmp_path / "flow").as_posix() for p in (tmp_path / "flow").glob("*/*/meta.json")) == [
+        f"c{i % 2}/v{i}/meta.json" for i in (0, 2, 4, 1, 3, 5)
+    ]
+    assert not list((tmp_path / "flow").rglob("*.lock")) and not list((tmp_path / "flow").rglob("*.tmp"))

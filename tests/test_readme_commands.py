@@ -104,14 +104,14 @@ def test_flow_command_with_two_workers(tmp_path, method):
     args = [sys.executable, "-m", "i3d_train.flow", "--src", str(src), "--dst", str(dst), "--workers", "2"]
     proc = run([*args, "--method", method, "--short-side", "0"], tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "3 done, 0 skipped" in proc.stdout and "failed:" not in proc.stdout
+    assert "3 done, 0 left to another process, 0 skipped" in proc.stdout and "failed:" not in proc.stdout
     for name in ("a", "sub/b", "c"):
         meta = json.loads((dst / name / "meta.json").read_text())
         assert (meta["method"], meta["frames"], meta["flow_frames"]) == (method, 6, 5)
         assert len(list((dst / name).glob("flow_x_*.jpg"))) == 5 == len(list((dst / name).glob("flow_y_*.jpg")))
     assert not list(dst.rglob("*.tmp"))
     again = run([*args, "--method", method, "--short-side", "0"], tmp_path)
-    assert again.returncode == 0 and "0 done, 3 skipped" in again.stdout
+    assert again.returncode == 0 and "0 done, 0 left to another process, 3 skipped" in again.stdout
 
 
 @pytest.mark.slow

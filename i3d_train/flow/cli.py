@@ -63,7 +63,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: --src {e}", file=sys.stderr)
         return 2
     print(
-        f"flow: {summary['done']} done, {summary['skipped']} skipped (already complete), {len(summary['failed'])} failed; "
+        f"flow: {summary['done']} done, {summary['elsewhere']} left to another process, {summary['skipped']} skipped "
+        f"(already complete), {len(summary['failed'])} failed; "
         f"{summary['flow_frames']} flow frames, {summary['fps_per_worker']:.1f} frames/s per worker"
     )
     for path, why in summary["failed"]:

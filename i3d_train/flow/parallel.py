@@ -17,7 +17,7 @@ from tqdm import tqdm
 from i3d_train.flow.compute import resolve_backend
 from i3d_train.flow.store import is_complete
 from i3d_train.flow.video import ExtractOptions, extract_video
-from i3d_train.runtime.sharding import launcher_shard, select
+from i3d_train.runtime.sharding import launcher_shard, select, try_lock
 from i3d_train.video.files import find_videos
 
 _DEVICE: str | None = None  # the device of this worker process (torch backend), set by _init_worker
@@ -30,12 +30,23 @@ def _init_worker(devices, threads: int) -> None:
     _DEVICE = devices.get() if devices is not None else None
 
 
-def _work(args: tuple[Path, Path, ExtractOptions]) -> tuple[str, int, float]:
+def _work(args: tuple[Path, Path, ExtractOptions]) -> tuple[str, int | None, float]:
+    """``(video, flow frames, seconds)``; flow frames ``None`` when another process holds the video's
+    lock (``<folder>.lock``, the project's one lock: :func:`i3d_train.runtime.sharding.try_lock`) or has
+    finished it meanwhile: it is left to that process."""
     src, folder, opts = args
     if _DEVICE is not None:
         opts = dataclasses.replace(opts, device=_DEVICE)
     t = time.perf_counter()
-    meta = extract_video(src, folder, opts)
+    lock = try_lock(folder.parent, folder.name)
+    if lock is None:
+        return str(src), None, 0.0
+    try:
+        if is_complete(folder):  # finished by another process between the listing and the lock
+            return str(src), None, 0.0
+        meta = extract_video(src, folder, opts, progress=lock.refresh)
+    finally:
+        lock.release()
     return str(src), meta["flow_frames"], time.perf_counter() - t
 
 
@@ -77,19 +88,25 @@ def plan_workers(opts: ExtractOptions, workers: int) -> tuple[int, list[str] | N
 
 def extract_many(pairs: list[tuple[Path, Path]], opts: ExtractOptions, workers: int) -> dict:
     """Flow of each ``(video, folder)`` pair whose folder is not complete yet, over ``workers``
-    processes. Returns counts (done, skipped, failed with reasons, flow frames, frames/s per worker)."""
+    processes; any number of such processes may share one output folder (same machine, other nodes,
+    torchrun ranks, ``data.flow_extract`` on several ranks): each video is taken by one, under its lock.
+    Returns counts (done, left to another process, skipped, failed with reasons, flow frames, frames/s per
+    worker)."""
     jobs = [(video, folder, opts) for video, folder in pairs if not is_complete(folder)]
-    done, failed, frames, busy = 0, [], 0, 0.0
+    done, failed, frames, busy, elsewhere = 0, [], 0, 0.0, 0
     if jobs:
         outcomes = _run(jobs, *plan_workers(opts, workers))
         for video, outcome in tqdm(outcomes, total=len(jobs), desc=f"flow ({opts.method})", unit="video"):
             if isinstance(outcome, Exception):  # one bad video must not stop the rest
                 failed.append((str(video), f"{type(outcome).__name__}: {outcome}"))
+            elif outcome[1] is None:
+                elsewhere += 1
             else:
                 _, n, secs = outcome
                 done, frames, busy = done + 1, frames + n, busy + secs
     return {
         "done": done,
+        "elsewhere": elsewhere,  # left to another process (it held the video's lock)
         "skipped": len(pairs) - len(jobs),
         "failed": failed,
         "flow_frames": frames,

@@ -38,14 +38,26 @@ class FlowStore:
         return q.astype(np.float32) * (2 * self.bound / 255.0) - self.bound
 
 
+class FlowFolderWriter:
+    """Flow fields appended to a (temporary) folder as JPEG pairs as they are computed: a long video is
+    never all in memory. ``count``: fields written so far."""
+
+    def __init__(self, folder: Path, store: FlowStore) -> None:
+        self.folder, self.store, self.count = Path(folder), store, 0
+        self.params = [cv2.IMWRITE_JPEG_QUALITY, store.jpeg_quality]
+
+    def add(self, flow: np.ndarray) -> None:
+        """Append ``flow (N, H, W, 2)``."""
+        for q in self.store.quantize(flow):
+            self.count += 1
+            cv2.imwrite(str(self.folder / f"flow_x_{self.count:05d}.jpg"), q[:, :, 0], self.params)
+            cv2.imwrite(str(self.folder / f"flow_y_{self.count:05d}.jpg"), q[:, :, 1], self.params)
+
+
 def write_flow_folder(folder: Path, flow: np.ndarray, store: FlowStore, meta: dict) -> None:
     """Write ``flow (N, H, W, 2)`` as JPEG pairs plus meta.json, atomically (temp folder + rename)."""
-    q = store.quantize(flow)
-    params = [cv2.IMWRITE_JPEG_QUALITY, store.jpeg_quality]
     with atomic_dir(folder) as tmp:
-        for i in range(len(q)):
-            cv2.imwrite(str(tmp / f"flow_x_{i + 1:05d}.jpg"), q[i, :, :, 0], params)
-            cv2.imwrite(str(tmp / f"flow_y_{i + 1:05d}.jpg"), q[i, :, :, 1], params)
+        FlowFolderWriter(tmp, store).add(flow)
         write_json(tmp / "meta.json", meta)
 
 

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 
-from i3d_train.flow.compute import compute_flow, resolve_backend, to_gray
-from i3d_train.flow.store import FlowStore, write_flow_folder
-from i3d_train.video.reader import probe, read_frames
+from i3d_train.flow.compute import TORCH_BATCH, compute_flow, resolve_backend, to_gray
+from i3d_train.flow.store import FlowFolderWriter, FlowStore
+from i3d_train.runtime.atomic import atomic_dir, write_json
+from i3d_train.video.reader import probe
+from i3d_train.video.stream import iter_frames
 
 
 @dataclass(frozen=True)
@@ -26,26 +30,53 @@ class ExtractOptions:
     batch: int | None = None  # torch backend: frame pairs per call (None: TORCH_BATCH for the device)
 
 
-def extract_video(src: str | Path, folder: str | Path, opts: ExtractOptions = ExtractOptions()) -> dict:
-    """Decode ``src`` at ``opts.fps``, compute flow, store it in ``folder``. Returns the metadata."""
+# frame pairs per compute_flow call of the OpenCV backend (one pair at a time inside): how many grayscale
+# frames are held at once; the torch backend takes TORCH_BATCH pairs per call, as before streaming
+OPENCV_CHUNK = 16
+
+
+def extract_video(
+    src: str | Path,
+    folder: str | Path,
+    opts: ExtractOptions = ExtractOptions(),
+    progress: Callable[[], None] | None = None,
+    threads: int = 0,
+) -> dict:
+    """Decode ``src`` at ``opts.fps``, compute flow, store it in ``folder``. Returns the metadata.
+
+    Streamed: frames are decoded front to back (:func:`i3d_train.video.stream.iter_frames`, the same
+    frames as ``read_frames``), turned grey one by one, and the flow of each chunk of consecutive pairs is
+    computed and written before the next is decoded, so memory is flat in the video's length. The folder
+    is filled under a temporary name and renamed when complete (``meta.json`` last). ``progress``: called
+    after each chunk (a lock's refresh). ``threads``: decoding threads (0: FFmpeg's choice)."""
     src, folder = Path(src), Path(folder)
     info = probe(src)
     n = info.num_frames_at(opts.fps)
     if n < 2:
         raise ValueError(f"{src}: {n} frame(s) at {opts.fps} fps, flow needs at least 2")
-    gray = to_gray(read_frames(src, np.arange(n), opts.fps, info), opts.short_side)
     backend, device = resolve_backend(opts.method, opts.backend, opts.device)
-    flow = compute_flow(gray, opts.method, backend, device, opts.batch)
-    meta = {
-        "source": str(src),
-        "fps": opts.fps or info.fps,
-        "height": int(gray.shape[1]),
-        "width": int(gray.shape[2]),
-        "frames": int(n),
-        "flow_frames": int(len(flow)),
-        "method": opts.method,
-        "backend": backend,
-        **{k: v for k, v in asdict(opts).items() if k in ("bound", "jpeg_quality", "short_side")},
-    }
-    write_flow_folder(folder, flow, FlowStore(opts.bound, opts.jpeg_quality), meta)
+    pairs = (opts.batch or TORCH_BATCH.get(torch.device(device).type, 32)) if backend == "torch" else OPENCV_CHUNK
+    with atomic_dir(folder) as tmp:
+        writer = FlowFolderWriter(tmp, FlowStore(opts.bound, opts.jpeg_quality))
+        gray: list[np.ndarray] = []  # the chunk's frames; its last is the next chunk's first
+        for i, frame in iter_frames(src, opts.fps, info, threads=threads):
+            gray.append(to_gray(frame[None], opts.short_side)[0])
+            if len(gray) == pairs + 1 or i == n - 1:
+                writer.add(compute_flow(np.stack(gray), opts.method, backend, device, opts.batch))
+                gray = gray[-1:]
+                if progress is not None:
+                    progress()
+        h, w = gray[-1].shape
+        meta = {
+            "source": str(src),
+            "fps": opts.fps or info.fps,
+            "height": int(h),
+            "width": int(w),
+            "frames": int(n),
+            "flow_frames": writer.count,
+            "method": opts.method,
+            "backend": backend,
+            **{k: v for k, v in asdict(opts).items() if k in ("bound", "jpeg_quality", "short_side")},
+        }
+        write_json(tmp / "meta.json", meta)  # last: its presence means complete
     return meta
