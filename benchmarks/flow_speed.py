@@ -179,25 +179,11 @@ def _long_video(path: Path, minutes: float, w: int, h: int, fps: int = 25) -> in
     return n
 
 
-def _tree_rss(pid: int) -> int:
-    """Resident bytes of ``pid`` and its descendants."""
-    total, todo = 0, [pid]
-    while todo:
-        q = todo.pop()
-        try:
-            for line in Path(f"/proc/{q}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1]) * 1024
-            for task in Path(f"/proc/{q}/task").iterdir():
-                todo += [int(c) for c in (task / "children").read_text().split()]
-        except (FileNotFoundError, ProcessLookupError):
-            continue
-    return total
-
-
 def long_memory(minutes: float, w: int, h: int, backend: str, method: str, cap: int) -> None:
     import os
     import tempfile
+
+    from extract_speed import tree_rss  # benchmarks/ is the script's folder: on sys.path
 
     root = Path(__file__).resolve().parents[1]
     with tempfile.TemporaryDirectory(prefix="flow-long-") as tmp:
@@ -216,7 +202,7 @@ def long_memory(minutes: float, w: int, h: int, backend: str, method: str, cap: 
             proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             peak = 0
             while proc.poll() is None:
-                peak = max(peak, _tree_rss(proc.pid))
+                peak = max(peak, tree_rss(proc.pid))
                 time.sleep(0.1)
             out, err = proc.communicate()
             if proc.returncode != 0:
