@@ -60,6 +60,7 @@ from i3d_train.features.writer import Writer
 from i3d_train.flow.store import FlowStore, write_flow_folder
 from i3d_train.inference.fast import prepare
 from i3d_train.models.i3d import InceptionI3d
+from i3d_train.video.decoders import Decoder
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -143,12 +144,13 @@ def speed(args, tmp: Path, jobs: list[Job], modality: str) -> list[dict]:
     model = prepare(InceptionI3d(400, 3 if modality == "rgb" else 2).to(device), precision=args.precision)
     run = 0
 
+    decoder = Decoder(getattr(args, "decoder", "pyav"), args.device)
+
     def work() -> Work:
         nonlocal run
         run += 1
-        return for_models(
-            Work(jobs, s, [modality], tmp / f"out_{modality}_{run}", os.getpid(), never), {modality: model}
-        )
+        w = Work(jobs, s, [modality], tmp / f"out_{modality}_{run}", os.getpid(), never, decoder=decoder)
+        return for_models(w, {modality: model})
 
     # the model alone, on snippets prepared beforehand (up to --model-snippets of them)
     batches, n_alone = [], 0
@@ -204,7 +206,7 @@ def speed(args, tmp: Path, jobs: list[Job], modality: str) -> list[dict]:
             else sum(ratios[len(ratios) // 2 - 1 : len(ratios) // 2 + 1]) / 2
         )
         rows.append({"modality": modality, "workers": workers, "snippets": n, "loader_alone": round(loader, 2),
-                     "rounds": rounds, "ratio_median": round(median, 3)})  # fmt: skip
+                     "rounds": rounds, "ratio_median": round(median, 3), "decoding": r["decoding"].summary()})  # fmt: skip
         each = ", ".join(f"{x['end_to_end']:.1f} / {x['model_alone']:.1f}" for x in rounds)
         print(f"     {workers:>2} workers, {n} snippets: loader alone {loader:.1f} snippets/s; end to end / model alone"
               f" (snippets/s) {each}; ratio {median:.2f} (median of {len(rounds)}, {ratios[0]:.2f} to "
@@ -305,6 +307,7 @@ def main() -> None:
     p.add_argument("--workers", type=lambda t: [int(x) for x in t.split(",")], default=[1, 2], help="e.g. 1,2")
     p.add_argument("--prefetch", type=int, default=2, help="batches ready ahead per worker")
     p.add_argument("--precision", default="auto")
+    p.add_argument("--decoder", default="pyav", choices=["auto", "pyav", "nvdec"], help="who decodes the videos")
     p.add_argument("--modalities", default="rgb,flow")
     p.add_argument("--model-snippets", type=int, default=512, help="snippets the model-alone figure runs on (at most)")
     p.add_argument(

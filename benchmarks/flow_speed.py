@@ -245,7 +245,9 @@ def speed(w: int, h: int, pairs: int) -> None:
     print(f"   Farneback (OpenCV), 1 worker               {pairs / (time.perf_counter() - t):6.2f} frames/s")
 
 
-def gpu(w: int, h: int, batches: list[int], device: str) -> None:
+def gpu(w: int, h: int, batches: list[int], device: str) -> list[dict]:
+    """Frames/s and peak memory of the torch TV-L1 per batch size (printed, and returned)."""
+    rows = []
     gray = torch.from_numpy(_frames(w, h, max(batches) + 1)).to(device)
     print(f"GPU {torch.cuda.get_device_name(device)}, {w}x{h}, torch {torch.__version__}")
     tvl1(gray[:2], gray[1:3])  # warm-up
@@ -260,6 +262,8 @@ def gpu(w: int, h: int, batches: list[int], device: str) -> None:
         print(
             f"   batch {b:4d}: {b / secs:8.1f} frames/s, peak memory {peak / 2**30:.2f} GiB ({peak / b / 2**20:.0f} MiB/pair)"
         )
+        rows.append({"batch": b, "frames_per_s": round(b / secs, 1), "peak_gib": round(peak / 2**30, 3)})
+    return rows
 
 
 def main() -> None:

@@ -121,9 +121,9 @@ MUTATIONS = [
     ),
     Mutation(
         "decoder threads follow the CPU share",
-        "i3d_train/features/pipeline.py",
-        "threads = max(1, decoding_cores() // (info.num_workers if info is not None else 1))",
-        "threads = 0",
+        "i3d_train/runtime/cores.py",
+        "return max(1, decoding_cores() // (info.num_workers if info is not None else 1))",
+        "return 0",
         ("tests/test_extract_scale.py::test_each_worker_decodes_with_its_share_of_the_cores",),
     ),
     Mutation(

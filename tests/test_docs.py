@@ -60,6 +60,9 @@ RUN_BY = {
 
 # Documented commands that no test runs, and why.
 NOT_RUN = {
+    "python extract.py input=videos/ decoder=auto": "decoder=auto picks NVDEC only on a GPU; on the CPU it is PyAV, which every extraction test runs; the NVDEC path through the extraction pipeline runs against a stand-in for PyNvVideoCodec in test_decoders.py::test_extraction_with_nvdec_writes_pyavs_features_and_counts_the_fallbacks",
+    "python train.py data=kinetics400 data.decoder=nvdec": "needs a GPU and Kinetics-400; data.decoder=nvdec's one-line error without a GPU and the training loader with NVDEC in spawned workers: test_decoders.py",
+    "python -m i3d_train.predict video.mp4 --decoder nvdec": "needs a GPU with NVDEC (PyNvVideoCodec); on a CPU --decoder nvdec is a one-line error (test_decoders.py::test_predict_says_nvdec_needs_a_gpu)",
     "python tests/mutations.py": "runs chosen tests itself on a scratch copy, once per mutation (about 5 minutes); its table is in docs/development.md",
     "python tests/mutations.py --list": "prints the mutation table; the run that checks each is `python tests/mutations.py`",
     "python -m pytest -q -n 2 --dist loadfile": "the test suite itself (bash .ci/run runs it)",

@@ -92,11 +92,20 @@ def test_eval_fuses_two_separately_trained_streams(trained, tmp_path):
     out = tmp_path / "fusion"
     proc = run_eval(
         [f"ckpt_path={rgb_run / 'checkpoints' / 'last.ckpt'}", f"fuse_with={flow_run / 'checkpoints' / 'last.ckpt'}",
-         f"hydra.run.dir={out}", "data.test_crops=3"],
+         f"hydra.run.dir={out}", "data.test_crops=3", "wandb=true"],
         tmp_path,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-2000:]
     m = json.loads((out / "metrics.json").read_text())
+    # wandb=true: the fusion is a W&B run of its own, with its predictions table and confusion matrix
+    from tests.wandb_log import OfflineRun
+
+    (fused_run,) = (out / "fused" / "wandb").glob("offline-run-*")
+    wb = OfflineRun(fused_run)
+    rows = (out / "fused" / "predictions.csv").read_text().splitlines()[1:]
+    assert len(wb.table("fused/predictions")["data"]) == len(rows)
+    assert sum(n for _, _, n in wb.table("fused/confusion_matrix_table")["data"]) == len(rows)
+    assert wb.summary["eval/fused/video_acc_top1"] == pytest.approx(m["fused"]["video_acc_top1"])
     assert set(m) == {"rgb", "flow", "fused"} and m["rgb"]["test_crops"] == 3
     a, b, f = (read_predictions(out / d / "predictions.csv") for d in ("rgb", "flow", "fused"))
     assert a[0] == b[0] == f[0]  # same videos, same order

@@ -208,21 +208,22 @@ def test_decoding_threads_are_set_and_change_no_frame(tmp_path):
 def test_each_worker_decodes_with_its_share_of_the_cores(tmp_path, monkeypatch, workers):
     """16 cores for this process: in-process decoding gets 16 threads, each of 2 workers 8 (recorded
     from inside the forked workers, where the patched decoder runs)."""
-    from i3d_train.features import pipeline
 
     monkeypatch.setattr(os, "cpu_count", lambda: 16)
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(16)))
     monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
     monkeypatch.delenv("SLURM_NTASKS_PER_NODE", raising=False)
     record = tmp_path / "threads.txt"
-    real = pipeline.iter_frames
+    from i3d_train.video import stream
+
+    real = stream.iter_frames
 
     def recording(*args, threads=0, **kwargs):
         with open(record, "a") as f:
             f.write(f"{threads}\n")
         yield from real(*args, threads=threads, **kwargs)
 
-    monkeypatch.setattr(pipeline, "iter_frames", recording)
+    monkeypatch.setattr(stream, "iter_frames", recording)
     jobs = [Job(tiny_video(tmp_path / f"v{i}.mp4", 10, seed=i), f"v{i}") for i in range(2)]
     s = StreamSettings(fps=25.0, stack=8, step=8, short_side=32, crop_size=32, batch_size=2)
     out = tmp_path / "out"
@@ -236,7 +237,7 @@ def test_each_worker_decodes_with_its_share_of_the_cores(tmp_path, monkeypatch, 
 def test_decoding_cores_are_shared_with_the_nodes_other_ranks(monkeypatch):
     """A worker's decoding threads come from the cores this process may use, split between the ranks
     torchrun or SLURM started on the node (each would otherwise size its decoders for the whole node)."""
-    from i3d_train.features.pipeline import decoding_cores
+    from i3d_train.runtime.cores import decoding_cores
 
     monkeypatch.setattr(os, "cpu_count", lambda: 16)
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(16)))
@@ -293,6 +294,9 @@ def test_a_free_worker_takes_the_next_untaken_video(tmp_path):
     other = [i["name"] for i in batches if i["kind"] == "start"]
     assert other == ["s1", "s2", "s3"]
     rest = list(busy)
+    decoded = [i for i in rest if i["kind"] == "decoded"]
+    assert decoded == [{"kind": "decoded", "name": "long", "backend": "pyav", "fallback": None}]
+    rest = [i for i in rest if i["kind"] != "decoded"]
     assert {i["kind"] for i in rest} == {"batch"} and {n for i in rest for n in i["names"]} == {"long"}
     assert sum(len(i["names"]) for i in rest) == 10
 
@@ -353,16 +357,16 @@ def test_padded_short_batches_give_the_same_rows(tmp_path):
 def test_a_decoding_error_after_the_last_snippet_leaves_the_video_done(tmp_path, monkeypatch):
     """A file whose tail does not decode: once every snippet is out, the frames after them are not read,
     so the video is done (not done and failed at once)."""
-    from i3d_train.features import pipeline as extract_pipeline
+    from i3d_train.video import stream
     from i3d_train.video.reader import VideoDecodeError
 
-    real = extract_pipeline.iter_frames
+    real = stream.iter_frames
 
     def corrupt_tail(*args, **kwargs):
         yield from real(*args, **kwargs)
         raise VideoDecodeError("corrupt tail")
 
-    monkeypatch.setattr(extract_pipeline, "iter_frames", corrupt_tail)
+    monkeypatch.setattr(stream, "iter_frames", corrupt_tail)
     s = StreamSettings(fps=25.0, stack=8, step=8, short_side=32, crop_size=32, batch_size=3)
     out = tmp_path / "out"
     work = Work([Job(tiny_video(tmp_path / "v.mp4", 27), "v")], s, ["rgb"], out, os.getpid(), never_complete)

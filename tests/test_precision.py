@@ -249,10 +249,10 @@ def test_loader_opens_each_video_once_per_sample_across_workers_and_epochs(index
     opens = tmp_path / "opens.txt"
     open_video = reader.open_video
 
-    def counting_open(path):
+    def counting_open(path, threads=0):
         with opens.open("a") as f:  # workers are processes: count in a file
             f.write(f"{Path(path).name}\n")
-        return open_video(path)
+        return open_video(path, threads)
 
     monkeypatch.setattr(reader, "open_video", counting_open)
     items = [VideoItem(p, 0, p.name) for p in videos]

@@ -43,9 +43,11 @@ from i3d_train.data.splits import DatasetFormatError, SplitLists, with_validatio
 from i3d_train.data.synthetic import SyntheticConfig, generate
 from i3d_train.data.transforms import ClipTransform
 from i3d_train.data.ucf101 import parse_ucf101
+from i3d_train.errors import ConfigError
 from i3d_train.flow.compute import METHODS
 from i3d_train.flow.store import check_fps, is_complete, read_meta
 from i3d_train.flow.video import ExtractOptions
+from i3d_train.video.decoders import DECODERS, Decoder, DecoderError
 
 log = logging.getLogger(__name__)
 
@@ -189,6 +191,10 @@ class VideoDataModule(pl.LightningDataModule):
             suffix>/img_00001.jpg``, ...).
         frames_root: folder of the frame folders.
         frames_fps: the rate the frames were extracted at.
+        decoder: ``auto`` (NVDEC when training on a GPU and the codec allows, else PyAV) | ``pyav`` |
+            ``nvdec`` (:mod:`i3d_train.video.decoders`); workers then start with ``spawn``.
+        pin_memory: batches in pinned memory (None: when the Trainer runs on a GPU).
+        prefetch_factor: batches each worker prepares ahead.
     """
 
     def __init__(
@@ -204,7 +210,7 @@ class VideoDataModule(pl.LightningDataModule):
         test_clips: int,
         flip: bool = True,
         synthetic: dict[str, Any] | None = None,
-        pin_memory: bool = False,
+        pin_memory: bool | None = None,
         flow_root: str | None = None,
         flow_extract: dict[str, Any] | None = None,
         storage: str = "video",
@@ -218,8 +224,14 @@ class VideoDataModule(pl.LightningDataModule):
         val_source: str = "held_out",
         val_fraction: float = 0.1,
         flow_method: str | None = None,
+        decoder: str = "auto",
+        prefetch_factor: int = 2,
     ) -> None:
         super().__init__()
+        if decoder not in DECODERS:
+            raise ValueError(f"data.decoder must be one of {', '.join(DECODERS)}, got {decoder!r}")
+        self.decoder = decoder
+        self.prefetch_factor = prefetch_factor
         self.val_source = val_source
         self.val_fraction = val_fraction
         self.name = name
@@ -361,7 +373,21 @@ class VideoDataModule(pl.LightningDataModule):
             flow_stride=c.flow_stride,
             frames_fps=self.frames_fps,
             flow_method=self.flow_method if self.uses_flow else None,
+            decoder=self.video_decoder(),
         )
+
+    def _device(self) -> str:
+        """Where the model runs (the attached Trainer's device; the CPU without one)."""
+        trainer = getattr(self, "trainer", None)
+        root = getattr(getattr(trainer, "strategy", None), "root_device", None)
+        return str(root) if root is not None else "cpu"
+
+    def video_decoder(self) -> Decoder:
+        """The decoder of the video files (``data.decoder``), for the device the model runs on."""
+        try:
+            return Decoder(self.decoder if self.storage == "video" else "pyav", self._device())
+        except DecoderError as e:
+            raise ConfigError(str(e)) from None
 
     def setup(self, stage: str | None = None) -> None:
         # evaluation (stage "test") reads the test list, and the validation list when it is held out
@@ -406,14 +432,20 @@ class VideoDataModule(pl.LightningDataModule):
         self, ds: VideoDataset, shuffle: bool, batch_size: int | None = None, sampler: SeededSampler | None = None
     ) -> DataLoader:
         bs = batch_size or self.per_process_batch
+        workers = self.num_workers
+        spawn = workers > 0 and ds.decoder.wants_gpu  # NVDEC in the workers: CUDA does not survive a fork
+        pin = self.pin_memory if self.pin_memory is not None else self._device().startswith("cuda")
         return DataLoader(
             ds,
             batch_size=bs,
             sampler=sampler,
-            num_workers=self.num_workers,
-            pin_memory=self.pin_memory,
+            num_workers=workers,
+            pin_memory=pin,
+            prefetch_factor=self.prefetch_factor if workers > 0 else None,
+            multiprocessing_context="spawn" if spawn else None,
             drop_last=shuffle and len(ds) > bs,
-            persistent_workers=False,
+            # spawned workers start a new interpreter: kept for the whole run rather than every epoch
+            persistent_workers=spawn,
             # its own generator: creating a loader never draws from the global one (exact resumes)
             generator=torch.Generator().manual_seed(self.seed),
         )

@@ -21,7 +21,9 @@ from i3d_train.data.probe_cache import ProbeCache
 from i3d_train.data.samplers import ClipSampler, clip_indices
 from i3d_train.data.transforms import ClipTransform
 from i3d_train.flow.store import is_complete, read_flow, read_meta
-from i3d_train.video.reader import VideoDecodeError, loop, probe, read_frames
+from i3d_train.runtime.cores import worker_threads
+from i3d_train.video.decoders import Decoder
+from i3d_train.video.reader import VideoDecodeError, loop, probe
 from i3d_train.video.resize import resize_flow, resize_frames
 
 log = logging.getLogger(__name__)
@@ -56,6 +58,8 @@ class VideoDataset(Dataset):
         flow_stride: step between flow frames (default ``frame_stride``).
         frames_fps: frame rate of the items' frame folders (``VideoItem.frames_dir``).
         flow_method: the flow method stored flow must have been computed with (``meta.json``), if set.
+        decoder: who decodes the video files (:class:`i3d_train.video.decoders.Decoder`: PyAV, or NVDEC
+            per video); default PyAV. Each decoder runs with this worker's share of the CPU's cores.
     """
 
     def __init__(
@@ -73,8 +77,10 @@ class VideoDataset(Dataset):
         flow_stride: int | None = None,
         frames_fps: float = 25.0,
         flow_method: str | None = None,
+        decoder: Decoder | None = None,
     ) -> None:
         self.items = items
+        self.decoder = decoder or Decoder("pyav")
         self.flow_method = flow_method
         self.num_frames = num_frames
         self.fps = fps
@@ -115,6 +121,12 @@ class VideoDataset(Dataset):
         flow = torch.from_numpy(read_flow(item.flow_dir, indices, meta)).permute(3, 0, 1, 2)  # 2 x T x H x W
         return resize_flow(flow, self.transform.resize, size)
 
+    def _note_fallback(self) -> None:
+        """Log each reason for decoding with PyAV instead of NVDEC once per process."""
+        reason = self.decoder.last[1]
+        if reason is not None and self.decoder.fallbacks[reason] == 1:
+            log.warning("decoding with PyAV instead of NVDEC: %s (first: %s)", reason, self.decoder.last_path)
+
     def load(self, video_index: int, clip_index: int, rng: random.Random) -> dict[str, torch.Tensor]:
         """Decode and transform one clip (raises :class:`VideoDecodeError` for a bad file)."""
         item = self.items[video_index]
@@ -146,7 +158,8 @@ class VideoDataset(Dataset):
             if frames_dir:
                 frames = read_frame_folder(frames_dir, indices, self.fps, info)
             else:
-                frames = read_frames(item.path, indices, self.fps, info)
+                frames = self.decoder.read_frames(item.path, indices, self.fps, info, threads=worker_threads())
+                self._note_fallback()
             clips["rgb"] = resize_frames(torch.from_numpy(frames), self.transform.resize)  # T x H x W x 3
         size = tuple(clips["rgb"].shape[1:3]) if "rgb" in clips else None
         if meta is not None:
@@ -158,6 +171,9 @@ class VideoDataset(Dataset):
             "video_index": torch.tensor(video_index, dtype=torch.long),
             "clip_index": torch.tensor(clip_index * self.transform.crops + crop_index, dtype=torch.long),  # view
         }
+        if self.decoder.wants_gpu:  # clips decoded with PyAV although NVDEC was possible (train/decoder_fallbacks)
+            fell_back = "rgb" in clips and not frames_dir and self.decoder.last[1] is not None
+            sample["decoder_fallback"] = torch.tensor(int(fell_back), dtype=torch.long)
         if "rgb" in clips:
             sample["rgb"] = self.transform.frames(clips["rgb"], p)
         if "flow" in clips:

@@ -157,6 +157,15 @@ class VideoClassifier(pl.LightningModule):
                 reduce_fx="sum",
                 batch_size=n,
             )
+        if "decoder_fallback" in batch:  # data.decoder=auto|nvdec on a GPU: clips PyAV decoded instead of NVDEC
+            self.log(
+                "train/decoder_fallbacks",
+                batch["decoder_fallback"].sum().float(),
+                on_step=False,
+                on_epoch=True,
+                reduce_fx="sum",
+                batch_size=n,
+            )
         return loss
 
     # --- evaluation -------------------------------------------------------------------------------

@@ -8,7 +8,8 @@ writes, on the main process, once per test run:
   separated by ``|``);
 - ``scores.npy``: the averaged softmax scores ``(videos, classes)`` in the rows' order (and
   ``scores_<stream>.npy`` per stream for two-stream models), what fusion reads; ``classes.txt``;
-- ``confusion_matrix.png`` and ``per_class_accuracy.png``, also logged to W&B when a W&B logger is on.
+- ``confusion_matrix.png`` and ``per_class_accuracy.png``; with a W&B logger, also the W&B objects of
+  :mod:`i3d_train.engine.dashboards` (interactive confusion matrix, tables, clips in ``clips/``).
 
 Video-level scores are the softmax scores of all of a video's clips (x crops) averaged; each video
 counts once whatever the number of processes (see ``i3d_train.engine.classifier``).
@@ -24,6 +25,7 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 
+from i3d_train.engine.dashboards import PREDICTION_COLUMNS, clip_order, log_test_results, prediction_rows, write_clips
 from i3d_train.engine.metrics import video_metrics
 from i3d_train.runtime.atomic import atomic_path, write_json, write_text
 
@@ -35,25 +37,10 @@ def write_predictions(
 ) -> None:
     """``predictions.csv`` (see the module doc) and ``scores.npy`` beside it."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    k = min(5, scores.shape[1])
-    top = np.argsort(-scores, axis=1)[:, :k]
     with atomic_path(path) as tmp, tmp.open("w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["video_id", "label", "label_name", "pred", "pred_name", "correct", "score", "top5"])
-        for vid, y, s, t in zip(video_ids, labels.tolist(), scores, top, strict=True):
-            pred = int(t[0])
-            w.writerow(
-                [
-                    vid,
-                    y,
-                    classes[y] if y >= 0 else "",
-                    pred,
-                    classes[pred],
-                    int(pred == y),
-                    f"{s[pred]:.6f}",
-                    "|".join(f"{classes[c]}:{s[c]:.6f}" for c in t),
-                ]
-            )
+        w.writerow(PREDICTION_COLUMNS)
+        w.writerows(prediction_rows(video_ids, labels, scores, classes))
     save_npy(path.with_name(path.stem.replace("predictions", "scores") + ".npy"), scores.astype(np.float32))
     write_text(path.with_name("classes.txt"), "\n".join(classes) + "\n")
 
@@ -154,12 +141,16 @@ def write_outputs(
 
 
 class PredictionWriter(pl.Callback):
-    """Writes the test predictions, scores and plots of a test run into ``out_dir`` (main process)."""
+    """Writes the test predictions, scores and plots of a test run into ``out_dir`` (main process), and
+    logs them to each W&B logger as W&B objects (:mod:`i3d_train.engine.dashboards`; ``wandb_options``:
+    ``clips``, ``clip_frames``, ``clip_size``)."""
 
-    def __init__(self, out_dir: str | Path, title: str = "") -> None:
+    def __init__(self, out_dir: str | Path, title: str = "", wandb_options: dict | None = None) -> None:
         self.out_dir = Path(out_dir)
         self.title = title
         self.written: list[Path] = []
+        self.wandb_options = {"clips": 16, "clip_frames": 32, "clip_size": 112, **(wandb_options or {})}
+        self.logged: list[str] = []
 
     def on_test_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         out = getattr(pl_module, "video_outputs", {}).get("test")
@@ -176,10 +167,18 @@ class PredictionWriter(pl.Callback):
                 save_npy(self.out_dir / f"scores_{s}.npy", v.astype(np.float32))
         self.written = [self.out_dir / "predictions.csv", *pngs]
         log.info("test predictions: %s", self.out_dir / "predictions.csv")
-        for lg in trainer.loggers:
-            if type(lg).__name__ == "WandbLogger":
-                lg.log_image(key="test/confusion_matrix", images=[str(pngs[0])])
-                lg.log_image(key="test/per_class_accuracy", images=[str(pngs[1])])
+        wandb_loggers = [lg for lg in trainer.loggers if type(lg).__name__ == "WandbLogger"]
+        if not wandb_loggers:
+            return
+        o = self.wandb_options
+        order = clip_order(labels, main)
+        vindex = out["video_index"].tolist()
+        clips = write_clips(self.out_dir / "clips", dm.test_set, order, vindex, int(o["clips"]), int(o["clip_frames"]),
+                            int(o["clip_size"]), float(dm.test_set.fps or 25.0))  # fmt: skip
+        for lg in wandb_loggers:
+            lg.log_image(key="test/confusion_matrix_png", images=[str(pngs[0])])
+            lg.log_image(key="test/per_class_accuracy_png", images=[str(pngs[1])])
+            self.logged = log_test_results(lg, "test", ids, labels, main, dm.classes, clips, self.title)
 
 
 def save_npy(path: Path, array: np.ndarray) -> None:

@@ -12,6 +12,7 @@ from typing import Any
 
 from omegaconf import DictConfig
 
+from i3d_train.engine.dashboards import log_test_results
 from i3d_train.engine.predictions import (
     fuse_predictions,
     metrics_of,
@@ -21,7 +22,7 @@ from i3d_train.engine.predictions import (
     write_outputs,
 )
 from i3d_train.engine.run_config import load_run_config
-from i3d_train.evaluation.testing import evaluate_checkpoint
+from i3d_train.evaluation.testing import eval_loggers, evaluate_checkpoint
 from i3d_train.runtime.distributed import is_rank_zero
 
 
@@ -43,6 +44,16 @@ def evaluate_fused(cfg: DictConfig, out: Path) -> dict[str, Any]:
     write_outputs(out / "fused", ids, labels, fused, classes, f"late fusion: {names[0]} + {names[1]}")
     results["fused"] = {**metrics_of(labels, fused), "of": list(names)}
     save_json(out / "metrics.json", results)
+    for lg in eval_loggers(  # wandb=true: the fusion as a W&B run of its own, beside the two runs' own
+        cfg,
+        f"eval-fused-{names[0]}-{names[1]}",
+        ["fused"],
+        out / "fused",
+        config={"fused": {"of": [str(cfg.ckpt_path), str(cfg.fuse_with)]}},
+    ):
+        log_test_results(lg, "fused", ids, labels, fused, classes, None, f"late fusion: {names[0]} + {names[1]}")
+        lg.experiment.summary.update({f"eval/fused/{k}": v for k, v in results["fused"].items() if k != "of"})
+        lg.experiment.finish()
     for name, m in results.items():
         print(f"{name:>6}: video-level top-1 {100 * m['video_acc_top1']:.2f}% ({int(m['num_videos'])} videos)")
     print(f"outputs: {out}")

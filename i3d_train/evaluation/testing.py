@@ -14,6 +14,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from i3d_train.data.splits import DatasetFormatError
 from i3d_train.engine.checkpoint_io import check_checkpoint
+from i3d_train.engine.dashboards import flat_config
 from i3d_train.engine.loggers import wandb_offline_unless_logged_in
 from i3d_train.engine.predictions import PredictionWriter, metrics_of, read_predictions
 from i3d_train.engine.run_config import load_run_config, run_title
@@ -43,14 +44,22 @@ def test_datamodule(cfg: DictConfig, data: DictConfig) -> pl.LightningDataModule
     return datamodule
 
 
-def eval_loggers(cfg: DictConfig, name: str, tags: list[str], out_dir: Path) -> list:
-    """The W&B logger of an evaluation (``wandb=true``; job type ``eval``), or none."""
+def eval_loggers(
+    cfg: DictConfig, name: str, tags: list[str], out_dir: Path, group: str | None = None, config: dict | None = None
+) -> list:
+    """The W&B logger of an evaluation (``wandb=true``; job type ``eval``, grouped with the training runs
+    of the same architecture and dataset), or none."""
     if not cfg.get("wandb"):
         return []
     from pytorch_lightning.loggers import WandbLogger
 
     wandb_offline_unless_logged_in()
-    return [WandbLogger(project="i3d-train", name=name, tags=[*tags, "eval"], save_dir=str(out_dir), job_type="eval")]
+    lg = WandbLogger(
+        project="i3d-train", name=name, tags=[*tags, "eval"], save_dir=str(out_dir), job_type="eval", group=group
+    )
+    if config:
+        lg.log_hyperparams(flat_config(config))
+    return [lg]
 
 
 def test_module(
@@ -64,7 +73,8 @@ def test_module(
 ) -> dict[str, Any]:
     """Test ``module`` (its weights from ``ckpt_path``, or already loaded); write the outputs; the
     metrics recomputed from the written predictions (so they are the same with ddp_spawn)."""
-    writer = PredictionWriter(out_dir, title)
+    options = cfg.get("wandb_options")
+    writer = PredictionWriter(out_dir, title, OmegaConf.to_container(options) if options is not None else None)
     if cfg.get("fast"):  # the fast inference path: weights loaded here, batch norm folded, channels_last_3d
         if ckpt_path:
             state = load_torch_file(ckpt_path)["state_dict"]
@@ -122,6 +132,8 @@ def evaluate_checkpoint(
         f"eval-{run.model.name}-{run.data.name}-{run.protocol.name}-split{run.data.split}",
         list(run.get("tags", [])),
         out_dir,
+        group=f"{run.model.name}-{run.data.name}",
+        config={**OmegaConf.to_container(run, resolve=True), "checkpoint": str(ckpt_path)},
     )
     metrics = test_module(cfg, module, datamodule, out_dir, title, loggers, ckpt_path)
     if not metrics:  # another rank than 0 under DDP: its loggers are placeholders, rank 0 reports

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import hydra
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from i3d_train.engine.checkpoint_io import check_checkpoint
@@ -90,7 +90,17 @@ def evaluate_weights(cfg: DictConfig, weights: str | dict[str, str], out_dir: Pa
     files = ", ".join(Path(v["weights"]).name for v in loaded.values())
     title = f"{cfg.model.name} ({cfg.model.modality}) on {cfg.data.name}: {files}"
     loggers = eval_loggers(
-        cfg, f"eval-{cfg.model.name}-{cfg.data.name}-weights", [cfg.model.name, cfg.data.name], out_dir
+        cfg,
+        f"eval-{cfg.model.name}-{cfg.data.name}-weights",
+        [cfg.model.name, cfg.data.name],
+        out_dir,
+        group=f"{cfg.model.name}-{cfg.data.name}",
+        config={
+            "model": {"name": cfg.model.name, "modality": cfg.model.modality},
+            "data": {"name": cfg.data.name, "split": int(cfg.data.split)},
+            "protocol": {"name": "weights"},
+            "weights": OmegaConf.to_container(cfg.weights) if isinstance(cfg.weights, DictConfig) else str(cfg.weights),
+        },
     )
     metrics = test_module(cfg, module, datamodule, out_dir, title, loggers)
     if not metrics:  # another rank than 0 under DDP: its loggers are placeholders, rank 0 reports

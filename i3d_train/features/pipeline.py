@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
-import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,10 +41,11 @@ from i3d_train.features.writer import Writer
 from i3d_train.flow.compute import compute_flow, to_gray
 from i3d_train.flow.store import check_fps, read_flow, read_meta
 from i3d_train.inference.fast import InferenceModel
+from i3d_train.runtime.cores import worker_threads
 from i3d_train.runtime.sharding import VideoLock, lock_path, try_lock
+from i3d_train.video.decoders import Decoder
 from i3d_train.video.reader import loop, probe
 from i3d_train.video.resize import resize_flow, resize_frames, resize_to, to_float_clip
-from i3d_train.video.stream import iter_frames
 
 
 @dataclass
@@ -118,14 +118,20 @@ def _gray(frame: np.ndarray, resize: int | tuple[int, int]) -> np.ndarray:
 
 
 def video_snippets(
-    plan: VideoPlan, s: StreamSettings, modalities: list[str], stats: dict | None = None, threads: int = 0
+    plan: VideoPlan,
+    s: StreamSettings,
+    modalities: list[str],
+    stats: dict | None = None,
+    threads: int = 0,
+    decoder: Decoder | None = None,
 ) -> Iterator[tuple[int, dict]]:
     """``(snippet number, {modality: views})`` of one video in order, from one decoding pass; views are
     ``uint8 (V, stack, crop, crop, 3)`` for RGB (channels last: the layout the fast model path computes in,
     see :func:`to_model_input`), ``(V, 2, stack, crop, crop)`` in [-1, 1] for flow, of ``s.flow_dtype``.
     Holds only the frames the pending snippets need (``stats["max_held"]``: the most frames and fields
     held at once), each already cut into its views: a frame is resized and cropped once, however many
-    snippets it is part of (4 with the THUMOS-14 recipe's step). ``threads``: decoding threads."""
+    snippets it is part of (4 with the THUMOS-14 recipe's step). ``threads``: decoding threads;
+    ``decoder``: PyAV or NVDEC, chosen per video (default PyAV)."""
     n, starts, resize = plan.n, plan.starts, s.resize
     need_decode = "rgb" in modalities or ("flow" in modalities and s.flow_source != "folder")
     # crops and flips act on each frame alone, so views of a clip = views of its frames, side by side in T
@@ -161,8 +167,9 @@ def video_snippets(
         f = views((resize_flow(f, resize) / bound).clamp_(-1, 1), s.crop_size, s.crops, True)
         flow[i] = f.to(flow_dtype).contiguous()
 
+    decoder = decoder or Decoder("pyav")
     source = (
-        iter_frames(plan.job.video, s.fps, plan.info, stop=min(plan.n_frames, n + 1), threads=threads)
+        decoder.iter_frames(plan.job.video, s.fps, plan.info, stop=min(plan.n_frames, n + 1), threads=threads)
         if need_decode
         else ((i, None) for i in range(n))
     )
@@ -203,21 +210,7 @@ class Work:
     owner_pid: int
     is_complete: Callable[[str], bool]
     stale_after_s: float = 600.0
-
-
-def decoding_cores() -> int:
-    """The cores this process may use (its CPU affinity: cgroups, ``taskset``, SLURM's binding), shared
-    with the other processes of the node that torchrun (``LOCAL_WORLD_SIZE``) or SLURM started."""
-    node = os.cpu_count() or 1
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else node
-    if cores < node:  # bound to some cores (SLURM's binding, taskset): they are already this process's share
-        return cores
-    per_node = os.environ.get("LOCAL_WORLD_SIZE") or os.environ.get("SLURM_NTASKS_PER_NODE") or "1"
-    try:
-        ranks = max(1, int(per_node.split("(")[0]))  # SLURM may write "4(x2)"
-    except ValueError:
-        ranks = 1
-    return max(1, cores // ranks)
+    decoder: Decoder = dataclasses.field(default_factory=lambda: Decoder("pyav"))
 
 
 class SnippetBatches(IterableDataset):
@@ -227,7 +220,9 @@ class SnippetBatches(IterableDataset):
     - ``{"kind": "start", "name", "manifest"}`` before a video's rows;
     - ``{"kind": "batch", "names", "snippets", "rgb": uint8 (B, V, T, h, w, 3), "flow": (B, V, 2, T, h, w)}``;
     - ``{"kind": "error", "name", "error"}`` (rows of that video not yet sent are dropped);
-    - ``{"kind": "skip", "name", "why"}``: ``complete`` or ``busy`` (another process holds its lock).
+    - ``{"kind": "skip", "name", "why"}``: ``complete`` or ``busy`` (another process holds its lock);
+    - ``{"kind": "decoded", "name", "backend", "fallback"}``: how a video was decoded (PyAV or NVDEC, and
+      why not NVDEC where it was asked for), once its frames are all decoded.
     """
 
     def __init__(self, work: Work) -> None:
@@ -255,10 +250,7 @@ class SnippetBatches(IterableDataset):
         return out
 
     def __iter__(self) -> Iterator[dict]:
-        info = get_worker_info()
-        # one decoder per worker: its share of the cores (FFmpeg would start one thread per core in each);
-        # in this process (no workers) the process's share
-        threads = max(1, decoding_cores() // (info.num_workers if info is not None else 1))
+        threads = worker_threads()
         w, s = self.w, self.w.settings
         rows: list = []
         while (job := self._take()) is not None:
@@ -276,11 +268,15 @@ class SnippetBatches(IterableDataset):
             try:
                 plan = plan_video(job, s, w.modalities)
                 yield {"kind": "start", "name": job.name, "manifest": plan.manifest(s, w.modalities)}
-                for k, v in video_snippets(plan, s, w.modalities, threads=threads):
+                for k, v in video_snippets(plan, s, w.modalities, threads=threads, decoder=w.decoder):
                     rows.append((job.name, k, v))
                     if len(rows) >= s.batch_size:
                         yield self._batch(rows)
                         rows = []
+                if w.decoder.last is not None:
+                    backend, why = w.decoder.last
+                    w.decoder.last = None
+                    yield {"kind": "decoded", "name": job.name, "backend": backend, "fallback": why}
             except Exception as e:  # noqa: BLE001 - one bad video must not stop the others
                 rows = [r for r in rows if r[0] != job.name]
                 yield {"kind": "error", "name": job.name, "error": f"{type(e).__name__}: {e}"}
@@ -314,6 +310,8 @@ def snippet_loader(work: Work, device: torch.device, num_workers: int = 2, prefe
         # items as they come, so that one slow worker does not hold the others' batches back; each worker's
         # own items stay in its order (one queue), which is all the main process relies on
         extra["in_order"] = False
+    if num_workers > 0 and work.decoder.wants_gpu:
+        extra["multiprocessing_context"] = "spawn"  # NVDEC in the workers: CUDA does not survive a fork
     return DataLoader(
         SnippetBatches(work),
         batch_size=None,
@@ -335,7 +333,8 @@ def run_pipeline(
     pad_batches: bool | None = None,
 ) -> dict:
     """Extract every job of ``work``; ``on_video(name, status, error)`` is called as each video ends
-    (status ``done``, ``failed``, ``complete`` or ``busy``). Returns the lists of names per status.
+    (status ``done``, ``failed``, ``complete`` or ``busy``). Returns the lists of names per status, and
+    under ``decoding`` a :class:`Decoder` whose counts are the workers' (``.summary()``).
 
     ``pad_batches`` (default: on a GPU): a short batch (the end of a worker's videos) is padded to
     ``batch_size`` snippets and the extra rows dropped, so the model sees one shape only: on a GPU each
@@ -350,6 +349,8 @@ def run_pipeline(
     work = for_models(work, models)
     loader = snippet_loader(work, device, num_workers, prefetch_factor)
     result: dict[str, list] = {"done": [], "failed": [], "complete": [], "busy": []}
+    decoding = work.decoder.fresh()  # the workers' choices, counted here
+    result["decoding"] = decoding
 
     def ended(name: str, status: str, error: str | None = None) -> None:
         result[status].append((name, error) if status == "failed" else name)
@@ -378,6 +379,9 @@ def run_pipeline(
     try:
         for item in loader:
             kind = item["kind"]
+            if kind == "decoded":
+                decoding.count(item["backend"], item["fallback"])
+                continue
             if kind != "batch":
                 flush()  # rows of earlier batches first: an error or skip may end their videos
             if kind == "skip":

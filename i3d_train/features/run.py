@@ -22,6 +22,8 @@ from i3d_train.features.writer import Writer
 from i3d_train.inference.fast import prepare
 from i3d_train.models.i3d import InceptionI3d
 from i3d_train.runtime.sharding import resolve_shard, select
+from i3d_train.video.decoders import Decoder, DecoderError
+from i3d_train.video.decoders import format_summary as format_decoding
 from i3d_train.video.files import VIDEO_SUFFIXES, find_videos
 from i3d_train.weights.loading import load_init_state_dict
 from i3d_train.weights.safe_pickle import UnsafePickleError
@@ -173,6 +175,10 @@ def run(cfg: DictConfig) -> dict:
     except ValueError as e:
         raise ConfigError(str(e)) from None
     device = cfg.inference.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        decoder = Decoder(cfg.get("decoder", "auto"), device)
+    except DecoderError as e:
+        raise ConfigError(str(e)) from None
     models = {}
     for m in modalities:
         net = load_i3d(cfg.weights[m], m).to(device)
@@ -211,6 +217,7 @@ def run(cfg: DictConfig) -> dict:
         os.getpid(),
         partial(is_complete, out_dir, modalities, wanted),
         float(cfg.extract.lock_stale_after_s),
+        decoder,
     )
     bar = tqdm(total=len(jobs), desc="features", unit="video")
 
@@ -241,6 +248,7 @@ def run(cfg: DictConfig) -> dict:
         "shard": str(shard),
         "videos": len(jobs),
         "output_dir": str(out_dir),
+        "decoding": result["decoding"].summary(),
     }
     record_shard(
         out_dir,
@@ -255,6 +263,8 @@ def run(cfg: DictConfig) -> dict:
         f"shard {shard} ({origin}): {len(jobs)} of {len(videos)} videos; "
         f"{summary['busy']} left to another process working on them"
     )
+    if summary["done"] or result["decoding"].used:
+        print(format_decoding(summary["decoding"]))
     for path, why in failed:
         print(f"  failed: {path}: {why}")
     if shard.index == 0 and shard.count > 1:

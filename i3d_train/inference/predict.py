@@ -29,9 +29,9 @@ from i3d_train.errors import ProtocolError
 from i3d_train.inference.fast import InferenceModel, prepare
 from i3d_train.models.i3d import InceptionI3d
 from i3d_train.resources import kinetics400_classes
+from i3d_train.video.decoders import DECODERS, Decoder, DecoderError, format_summary
 from i3d_train.video.reader import VideoDecodeError, probe, read_frames
 from i3d_train.video.resize import center_offsets, crop, resize_short_side, scale_to_unit, to_float_clip
-from i3d_train.video.stream import iter_frames
 from i3d_train.weights.loading import load_init_state_dict
 
 
@@ -70,6 +70,7 @@ def stream_logits(
     crop_size: int = 224,
     chunk_frames: int = 128,
     overlap_frames: int = 32,
+    decoder: Decoder | None = None,
 ) -> tuple[torch.Tensor, int]:
     """``(time-averaged logits, frames)`` of a video streamed through I3D in overlapping chunks.
 
@@ -77,11 +78,13 @@ def stream_logits(
     overlap_frames`` (both multiples of 8). Its per-step logit ``j`` sits at step ``c * stride / 8 + j`` of
     the video; steps covered by several chunks are averaged; the result is the mean over steps. Only one
     chunk of frames is in memory at a time. ``chunk_frames=0``: the whole video in one pass.
+    ``decoder``: PyAV (default) or NVDEC, chosen per video.
     """
+    decoder = decoder or Decoder("pyav")
     info = probe(path)
     n = info.num_frames_at(fps)
     if chunk_frames <= 0 or n <= chunk_frames:
-        frames = read_frames(path, np.arange(n), fps, info)
+        frames = decoder.read_frames(path, np.arange(n), fps, info)
         return step_logits(model, prepare_frames(frames, short_side, crop_size)).mean(dim=1), n
     if chunk_frames % STEP_FRAMES or overlap_frames % STEP_FRAMES or not 0 <= overlap_frames < chunk_frames:
         raise ValueError(
@@ -93,7 +96,7 @@ def stream_logits(
     count: torch.Tensor | None = None
     buf: list[np.ndarray] = []
     start = 0  # frame index of buf[0]
-    for i, frame in iter_frames(path, fps, info):
+    for i, frame in decoder.iter_frames(path, fps, info):
         buf.append(frame)
         if len(buf) < chunk_frames and i < n - 1:
             continue
@@ -154,14 +157,26 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"], help="of the fast path")
     p.add_argument("--chunk-frames", type=int, default=128, help="frames per chunk (multiple of 8; 0: whole video)")
     p.add_argument("--overlap-frames", type=int, default=32, help="frames shared by consecutive chunks (multiple of 8)")
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda when available)")
+    p.add_argument("--decoder", default="auto", choices=DECODERS, help="auto: NVDEC on a GPU where the codec allows")
     args = p.parse_args(argv)
     try:
+        device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+        decoder = Decoder(args.decoder, device)
         probe(args.video)  # a bad video is said before the model is loaded
-        model = prepare(load_model(args.weights), fast=not args.reference, precision=args.precision)
+        model = prepare(load_model(args.weights), fast=not args.reference, precision=args.precision, device=device)
         logits, frames = stream_logits(
-            model, args.video, args.fps or None, args.short_side, args.crop, args.chunk_frames, args.overlap_frames
+            model,
+            args.video,
+            args.fps or None,
+            args.short_side,
+            args.crop,
+            args.chunk_frames,
+            args.overlap_frames,
+            decoder,
         )
-    except (VideoDecodeError, FileNotFoundError, ValueError, ProtocolError) as e:
+        logits = logits.cpu()
+    except (VideoDecodeError, FileNotFoundError, ValueError, ProtocolError, DecoderError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except pickle.UnpicklingError as e:  # UnsafePickleError: one line naming the file and what it held
@@ -175,11 +190,23 @@ def main(argv: list[str] | None = None) -> int:
         for pr, i in zip(top.values, top.indices, strict=True)
     ]
     if args.json:
-        print(json.dumps({"video": str(args.video), "frames": frames, "logit_norm": float(logits.norm()), "top": rows}))
+        print(
+            json.dumps(
+                {
+                    "video": str(args.video),
+                    "frames": frames,
+                    "logit_norm": float(logits.norm()),
+                    "top": rows,
+                    "decoding": decoder.summary(),
+                }
+            )
+        )
     else:
         print(f"{args.video}: {frames} frames, logit norm {logits.norm():.4f}")
         for r in rows:
             print(f"  {r['probability']:.6f}  {r['logit']:9.4f}  {r['class']}")
+        if decoder.fallbacks:
+            print(format_summary(decoder.summary()))
     return 0
 
 

@@ -1,6 +1,8 @@
 """Gather the ``metrics.json`` of many training runs into the paper's tables.
 
     python -m i3d_train.report <runs folder or multirun folder> [--out report.md] [--metric video_acc_top1]
+    python -m i3d_train.report --wandb ENTITY/PROJECT          # the runs of a W&B project (public API)
+    python -m i3d_train.report --wandb-report ENTITY/PROJECT   # create a saved W&B report with the panels
 
 - **Table 2 layout**: architecture x dataset x modality (RGB, Flow, RGB+Flow), runs with protocol
   ``original``. A two-stream run gives its streams' numbers (RGB, Flow) and their fusion (RGB+Flow);
@@ -21,6 +23,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from i3d_train.engine.predictions import save_figure
+from i3d_train.report.wandb_runs import build_workspace_report, runs_from_wandb
 from i3d_train.runtime.atomic import write_text
 
 MODEL_ORDER = ["convnet_lstm", "c3d", "two_stream", "fused_two_stream", "i3d_two_stream", "i3d"]
@@ -130,10 +133,17 @@ def bar_chart(path: Path, vals: dict, title: str) -> Path:
     return path
 
 
-def build_report(folder: Path, metric: str = "video_acc_top1") -> tuple[str, dict]:
-    runs = find_runs(folder)
-    if not runs:
-        raise FileNotFoundError(f"no training-run metrics.json under {folder}")
+def build_report(
+    folder: Path | str, metric: str = "video_acc_top1", runs: list[dict] | None = None
+) -> tuple[str, dict]:
+    """The Markdown of the tables and the Table 2 values, from the runs under ``folder`` (or ``runs``:
+    e.g. those of a W&B project, ``folder`` then only names them)."""
+    if runs is None:
+        runs = find_runs(Path(folder))
+        if not runs:
+            raise FileNotFoundError(f"no training-run metrics.json under {folder}")
+    elif not runs:
+        raise FileNotFoundError(f"no finished training run with test metrics in {folder}")
     t2, vals = table2(runs, metric)
     md = [
         f"# Results from {len(runs)} runs in {folder}",
@@ -152,14 +162,43 @@ def build_report(folder: Path, metric: str = "video_acc_top1") -> tuple[str, dic
     return "\n".join(md), vals
 
 
+def save_wandb_report(path: str, metric: str) -> int:
+    """Create the W&B report of :func:`build_workspace_report` in ``entity/project`` (needs a login)."""
+    entity, _, project = path.partition("/")
+    if not entity or not project:
+        print(f"error: --wandb-report {path}: expected ENTITY/PROJECT", file=sys.stderr)
+        return 2
+    try:
+        report = build_workspace_report(entity, project, metric)
+    except ImportError:
+        print('error: --wandb-report needs wandb-workspaces: pip install -e ".[wandb]"', file=sys.stderr)
+        return 2
+    report.save()
+    print(f"W&B report: {report.url}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m i3d_train.report", description=__doc__.splitlines()[0])
-    p.add_argument("folder", type=Path)
+    p.add_argument("folder", type=Path, nargs="?", help="runs folder (metrics.json files); or --wandb")
+    p.add_argument("--wandb", metavar="ENTITY/PROJECT", default=None, help="read the runs from a W&B project")
+    p.add_argument(
+        "--wandb-report", metavar="ENTITY/PROJECT", default=None, help="create a saved W&B report with the panels"
+    )
     p.add_argument("--out", type=Path, default=None, help="write the Markdown here (and <out>.png)")
     p.add_argument("--metric", default="video_acc_top1")
     args = p.parse_args(argv)
+    if args.wandb_report:
+        return save_wandb_report(args.wandb_report, args.metric)
+    if (args.folder is None) == (args.wandb is None):
+        print("error: give a runs folder or --wandb ENTITY/PROJECT (one of them)", file=sys.stderr)
+        return 2
     try:
-        md, vals = build_report(args.folder, args.metric)
+        if args.wandb:
+            runs = runs_from_wandb(args.wandb)
+            md, vals = build_report(f"W&B project {args.wandb}", args.metric, runs)
+        else:
+            md, vals = build_report(args.folder, args.metric)
     except FileNotFoundError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -167,6 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.out:
         write_text(args.out, md)
         if vals:
-            png = bar_chart(args.out.with_suffix(".png"), vals, f"Table 2 layout, {args.folder.name}")
+            where = args.folder.name if args.folder else args.wandb
+            png = bar_chart(args.out.with_suffix(".png"), vals, f"Table 2 layout, {where}")
             print(f"wrote {args.out} and {png}")
     return 0

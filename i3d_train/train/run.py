@@ -18,6 +18,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from i3d_train.data.ucf101 import DatasetFormatError
 from i3d_train.engine.checkpoint_io import AtomicCheckpointIO
+from i3d_train.engine.dashboards import define_best_metrics, flat_config
 from i3d_train.engine.loggers import finish_failed_wandb_run, wandb_loggers, wandb_offline_unless_logged_in
 from i3d_train.engine.predictions import PredictionWriter
 from i3d_train.engine.run_config import fingerprints, run_title
@@ -139,8 +140,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     log.info("model: %s, %s parameters (%s trainable)", cfg.model.name, f"{total:,}", f"{trainable:,}")
 
     callbacks = _instantiate_dict(cfg.get("callbacks"))
+    wandb_options = OmegaConf.to_container(cfg.get("wandb_options") or OmegaConf.create({}))
     if cfg.get("test"):  # predictions.csv, scores and plots of the test run in the run folder
-        callbacks.append(PredictionWriter(out_dir, run_title(cfg)))
+        callbacks.append(PredictionWriter(out_dir, run_title(cfg), wandb_options))
     loggers = _instantiate_dict(cfg.get("logger"))
     trainer: pl.Trainer = hydra.utils.instantiate(
         trainer_config(cfg.trainer, module.net),
@@ -150,6 +152,20 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     )
     try:
         for lg in loggers:
+            if lg in wandb_loggers(loggers):  # the config at the top level: the run table groups by model.name, ...
+                lg.log_hyperparams(
+                    {
+                        **flat_config(OmegaConf.to_container(cfg, resolve=True)),
+                        "params_total": total,
+                        "params_trainable": trainable,
+                    }  # fmt: skip
+                )
+                if trainer.is_global_zero:
+                    define_best_metrics(lg)
+                    if wandb_options.get("watch"):  # gradient and parameter histograms (off by default)
+                        lg.watch(module.net, log=wandb_options.get("watch_log", "all"),
+                                 log_freq=int(wandb_options.get("watch_freq", 100)))  # fmt: skip
+                continue
             lg.log_hyperparams(
                 {"cfg": OmegaConf.to_container(cfg, resolve=True), "params_total": total, "params_trainable": trainable}
             )

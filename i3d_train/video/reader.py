@@ -15,6 +15,8 @@ from pathlib import Path
 import av
 import numpy as np
 
+from i3d_train.video.timeline import cover, indexed
+
 
 class VideoDecodeError(RuntimeError):
     """A file that cannot be opened or decoded as a video (missing stream, truncated, not a video)."""
@@ -28,6 +30,7 @@ class VideoInfo:
     fps: float  # the file's average frame rate
     height: int
     width: int
+    codec: str = ""  # FFmpeg's name of the codec (h264, mpeg4, ...): which decoder can decode it
 
     def num_frames_at(self, fps: float | None) -> int:
         """Number of frames after resampling to ``fps`` (``None``: the file's own rate)."""
@@ -80,7 +83,9 @@ def probe(path: str | Path) -> VideoInfo:
                 raise VideoDecodeError(f"cannot decode {path}: {e}") from e
         if not n:
             raise VideoDecodeError(f"no frames in {path}")
-        return VideoInfo(int(n), fps, stream.codec_context.height, stream.codec_context.width)
+        return VideoInfo(
+            int(n), fps, stream.codec_context.height, stream.codec_context.width, stream.codec_context.name
+        )
     finally:
         container.close()
 
@@ -119,6 +124,7 @@ def read_frames(
     fps: float | None = 25.0,
     info: VideoInfo | None = None,
     stats: DecodeStats | None = None,
+    threads: int = 0,
 ) -> np.ndarray:
     """Decode the frames at ``indices`` of the video resampled to ``fps``.
 
@@ -131,6 +137,7 @@ def read_frames(
         fps: target frame rate (``None``: the file's own).
         info: the result of :func:`probe`, if already known.
         stats: filled with the number of decoded frames and seeks.
+        threads: decoding threads (0: FFmpeg's choice).
 
     Returns:
         ``uint8`` array ``(len(indices), H, W, 3)``.
@@ -140,45 +147,34 @@ def read_frames(
     wanted = source_indices(loop(indices, n), info.fps, fps)
     wanted = np.minimum(wanted, info.num_frames - 1)
     needed = sorted(set(wanted.tolist()))
-    frames: dict[int, np.ndarray] = {}
-    container, stream = open_video(path)
+    container, stream = open_video(path, threads)
     try:
         start_pts = stream.start_time or 0
-        tb = float(stream.time_base)
         # Seek to the keyframe at or before the first frame needed (time of that frame, minus half a frame).
-        first_t = needed[0] / info.fps
         if needed[0] > 0:
-            container.seek(start_pts + int(max(first_t - 0.5 / info.fps, 0) / tb), stream=stream, backward=True)
+            first_t = needed[0] / info.fps
+            container.seek(
+                start_pts + int(max(first_t - 0.5 / info.fps, 0) / float(stream.time_base)),
+                stream=stream,
+                backward=True,
+            )
             if stats:
                 stats.seeks += 1
-        last_idx = -1
-        targets = iter(needed)
-        target = next(targets)
-        try:
+
+        def decoded():
             for frame in container.decode(stream):
                 if stats:
                     stats.decoded += 1
-                # without timestamps: count
-                idx = round((frame.pts - start_pts) * tb * info.fps) if frame.pts is not None else last_idx + 1
-                last_idx = idx
-                if idx < target:
-                    continue
-                img = frame.to_ndarray(format="rgb24")
-                # A frame covers every wanted index from its own up to the next frame's.
-                while target is not None and target <= idx:
-                    frames[target] = img
-                    target = next(targets, None)
-                if target is None:
-                    break
+                yield frame
+
+        pairs = indexed(decoded(), lambda f: f.pts, start_pts, float(stream.time_base), info.fps)
+        try:
+            got = [img for _, img in cover(pairs, needed, lambda f: f.to_ndarray(format="rgb24"))]
         except av.error.FFmpegError as e:
             raise VideoDecodeError(f"cannot decode {path}: {e}") from e
-        if target is not None:
-            # The container over-reported its length: reuse the last decoded frame.
-            if not frames:
-                raise VideoDecodeError(f"no decodable frames in {path}")
-            last = frames[max(frames)]
-            for t in needed:
-                frames.setdefault(t, last)
+        except LookupError as e:
+            raise VideoDecodeError(f"no decodable frames in {path}") from e
     finally:
         container.close()
+    frames = dict(zip(needed, got, strict=True))
     return np.stack([frames[int(i)] for i in wanted])

@@ -18,6 +18,7 @@ import av
 import numpy as np
 
 from i3d_train.video.reader import VideoDecodeError, VideoInfo, open_video, probe, source_indices
+from i3d_train.video.timeline import cover, indexed
 
 
 def iter_frames(
@@ -38,29 +39,14 @@ def iter_frames(
     wanted = np.minimum(source_indices(np.arange(n), info.fps, fps), info.num_frames - 1)
     container, stream = open_video(path, threads)
     try:
-        start_pts = stream.start_time or 0
-        tb = float(stream.time_base)
-        target, last_idx, last_img = 0, -1, None
+        pairs = indexed(
+            container.decode(stream), lambda f: f.pts, stream.start_time or 0, float(stream.time_base), info.fps
+        )
         try:
-            for frame in container.decode(stream):
-                idx = round((frame.pts - start_pts) * tb * info.fps) if frame.pts is not None else last_idx + 1
-                last_idx = idx
-                if idx < wanted[target]:
-                    continue
-                img = frame.to_ndarray(format="rgb24")
-                last_img = img
-                # a frame covers every wanted source index from its own up to the next frame's
-                while target < n and wanted[target] <= idx:
-                    yield target, img
-                    target += 1
-                if target >= n:
-                    return
+            yield from cover(pairs, wanted, lambda f: f.to_ndarray(format="rgb24"))
         except av.error.FFmpegError as e:
             raise VideoDecodeError(f"cannot decode {path}: {e}") from e
-        if last_img is None:
-            raise VideoDecodeError(f"no decodable frames in {path}")
-        while target < n:  # the container over-reported its length: repeat the last frame
-            yield target, last_img
-            target += 1
+        except LookupError as e:
+            raise VideoDecodeError(f"no decodable frames in {path}") from e
     finally:
         container.close()
