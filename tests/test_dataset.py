@@ -41,15 +41,19 @@ def test_uniform_clips_enumerate_videos(index_video):
     ]
 
 
-def test_bad_file_is_replaced_and_counted(index_video, tmp_path):
+def test_bad_file_is_replaced_counted_and_named_once(index_video, tmp_path, caplog):
     good = VideoItem(index_video(n=20), 0, "good")
     bad = tmp_path / "bad.mp4"
     bad.write_bytes(b"\x00" * 100)
     ds = make_ds([VideoItem(bad, 1, "bad"), good], RandomClipSampler(), train=True)
     torch.manual_seed(0)
-    s = ds[0]
+    with caplog.at_level("WARNING", logger="i3d_train.data.dataset"):
+        s = ds[0]
+        ds[0]
     assert s["skipped"].item() >= 1
     assert s["video_index"].item() == 1 and s["label"].item() == 0
+    named = [r.getMessage() for r in caplog.records if "skipped unreadable video" in r.getMessage()]
+    assert len(named) == 1 and named[0].startswith("skipped unreadable video bad (replaced by another): ")
 
 
 def test_random_clips_reproducible_with_torch_seed(index_video):

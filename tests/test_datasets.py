@@ -275,3 +275,26 @@ def test_a_dataset_without_usable_items_stops_at_setup(tmp_path):
         v.unlink()
     with pytest.raises(ConfigError, match="hmdb51 train: none of the 2 listed videos exist"):
         train(cfg)
+
+
+def test_check_piped_into_a_reader_that_stops_ends_without_a_traceback(tmp_path):
+    """`python -m i3d_train.data check ... | head`: the reader gone before the report is written, the
+    command ends with the shell's broken-pipe code (141) and nothing on stderr (it printed a
+    BrokenPipeError traceback)."""
+    import os
+    import subprocess
+    import sys
+
+    root = generate(tmp_path / "syn", SyntheticConfig(num_classes=2, train_per_class=1, test_per_class=1, num_frames=8))
+    r, w = os.pipe()
+    os.close(r)  # `head` has already exited
+    proc = subprocess.run(
+        [sys.executable, "-m", "i3d_train.data", "check", "synthetic", "--root", str(root)],
+        stdout=w,
+        stderr=subprocess.PIPE,
+        text=True,
+        timeout=120,
+        cwd=Path(__file__).resolve().parents[1],
+    )
+    os.close(w)
+    assert (proc.returncode, proc.stderr) == (141, "")

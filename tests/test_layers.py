@@ -2,7 +2,7 @@
 
 1. Imports run one way, lowest first: errors, resources < runtime < resolvers (layer 1); video (2);
    flow, models (3); data, weights (4); inference (5); engine (6); train, evaluation, features,
-   report (7); the entry points (``train.py``, ``eval.py``, ``extract.py``, ``i3d_train/predict.py``)
+   report, frames (7); the entry points (``train.py``, ``eval.py``, ``extract.py``, ``i3d_train/predict.py``)
    on top. A module imports from its own package or from a lower rank, never up or sideways.
 2. ``features/`` and ``inference/`` never import Lightning, ``engine/``, ``train/`` or ``evaluation/``,
    and nothing that ``extract.py`` or ``python -m i3d_train.predict`` imports, however indirectly, imports
@@ -40,6 +40,7 @@ RANK = {
     "evaluation": 8,
     "features": 8,
     "report": 8,
+    "frames": 8,  # python -m i3d_train.frames: video/, runtime/ and data/frames.py below it
     "predict": 9,  # i3d_train/predict.py: the entry of `python -m i3d_train.predict`
     "<entry>": 9,  # train.py, eval.py, extract.py
 }

@@ -86,6 +86,18 @@ def test_data_check_hmdb51_decode_reports_non_utf8_files_readable(tmp_path):
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
     assert (out["num_classes"], out["train"], out["test"], out["missing"], out["unreadable"]) == (2, 2, 2, 0, 0)
+    # a truncated copy (its first 40%: the header still counts every frame) is unreadable, said so; it
+    # passed before, its first frames decoding and the rest repeating the last one
+    cut = root / "cartwheel" / "cartwheel_f_cm_np2_le_med_0.avi"
+    avi_with_non_utf8_metadata(cut, moving_frames(100))
+    data = cut.read_bytes()
+    cut.write_bytes(data[: len(data) * 2 // 5])
+    proc = run(
+        [sys.executable, "-m", "i3d_train.data", "check", "hmdb51", "--root", str(root), "--decode", "--json"], tmp_path
+    )
+    out = json.loads(proc.stdout)
+    assert out["unreadable"] == 1 and out["unreadable_files"][0]["video"].endswith(cut.name)
+    assert out["unreadable_files"][0]["reason"].startswith("truncated: its header says 100 frames")
 
 
 @pytest.mark.slow
@@ -140,6 +152,32 @@ def test_predict_command_json(tmp_path):
     probs = [r["probability"] for r in out["top"]]
     assert probs == sorted(probs, reverse=True) and 0 < sum(probs) <= 1.0001
 
+    # `python -m i3d_train.predict my_videos/ --weights ... --csv predictions.csv`: every video under the
+    # folder, a row each, the same figures as one video at a time; a broken file is skipped and counted
+    folder = tmp_path / "my_videos"
+    (folder / "sub").mkdir(parents=True)
+    write_video(folder / "a.mp4", moving_frames(20, h=128, w=160), 25)
+    write_video(folder / "sub" / "b.mp4", moving_frames(12, h=128, w=160, seed=3), 25)
+    (folder / "broken.mp4").write_bytes(b"not a video")
+    csv_out = tmp_path / "predictions.csv"
+    proc = run(
+        [sys.executable, "-m", "i3d_train.predict", str(folder), "--weights", str(weights), "--csv", str(csv_out)],
+        tmp_path,
+    )
+    assert proc.returncode == 1, proc.stderr  # one video failed, the others predicted
+    assert f"predict: 2 videos, 1 failed -> {csv_out}" in proc.stdout and "broken.mp4" in proc.stdout
+    rows = csv_out.read_text().splitlines()
+    assert rows[0] == "video,frames,class,probability,top"
+    by_video = {r.split(",")[0]: r.split(",") for r in rows[1:]}
+    assert set(by_video) == {str(folder / "a.mp4"), str(folder / "sub" / "b.mp4")}
+    a = by_video[str(folder / "a.mp4")]
+    assert (a[1], a[2], float(a[3])) == (
+        "20",
+        out["top"][0]["class"],
+        pytest.approx(out["top"][0]["probability"], abs=2e-6),
+    )
+    assert by_video[str(folder / "sub" / "b.mp4")][1] == "12"
+
 
 @pytest.fixture(scope="module")
 def ucf_tree(tmp_path_factory):
@@ -172,6 +210,39 @@ def test_train_on_a_ucf101_tree_with_a_smaller_clip(tmp_path, ucf_tree):
         [*common, "data.input_override={resize: 64, crop_size: 112}", f"hydra.run.dir={tmp_path / 'bad'}"], tmp_path
     )
     assert bad.returncode != 0 and "crop_size 112 is larger than the resized frames (64)" in bad.stderr
+
+
+@pytest.mark.slow
+def test_flow_then_two_stream_training_chain(tmp_path):
+    """The flow section's command, then two-stream training with the defaults: `--dst` is the folder
+    training reads (data.flow_root = <data.root>/flow/<method>). Flow written one folder off is named in
+    the training's error with the data.flow_root to set."""
+    root = tmp_path / "data" / "ucf101"
+    generate(
+        root,
+        SyntheticConfig(num_classes=3, train_per_class=2, test_per_class=1, num_frames=12, height=64, width=80),
+        workers=1,
+    )
+    flow = [sys.executable, "-m", "i3d_train.flow", "--src", "data/ucf101/UCF-101", "--method", "farneback"]
+    train = [
+        sys.executable, str(ROOT / "train.py"), "model=i3d_two_stream", "data=ucf101", "data.flow_method=farneback",
+        f"paths.root_dir={tmp_path}", "data.num_classes=3", "data.num_workers=0", "data.batch_size=3",
+        "trainer.fast_dev_run=true", "data.input_override={num_frames: 8, resize: 64, crop_size: 56}",
+        "callbacks.progress_bar.refresh_rate=0",
+    ]  # fmt: skip
+    off = run([*flow, "--dst", "data/ucf101/flow"], tmp_path)  # one folder too high
+    assert off.returncode == 0, off.stderr
+    bad = run([*train, f"hydra.run.dir={tmp_path / 'bad'}"], tmp_path)
+    assert bad.returncode != 0
+    assert f"no flow folders in {root / 'flow' / 'farneback'}" in bad.stderr
+    assert f"but {root / 'flow'} holds them: set data.flow_root={root / 'flow'}" in bad.stderr
+    ok = run([*flow, "--dst", "data/ucf101/flow/farneback"], tmp_path)  # as the docs write it
+    assert ok.returncode == 0 and "12 done" in ok.stdout, ok.stdout + ok.stderr  # train, validation and test
+    trained = run([*train, f"hydra.run.dir={tmp_path / 'run'}"], tmp_path)
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["model"] == "i3d_two_stream" and metrics["test"]["num_videos"] == 3
+    assert {"rgb/video_acc_top1", "flow/video_acc_top1", "fused/video_acc_top1"} <= set(metrics["test"])
 
 
 @pytest.mark.slow

@@ -60,7 +60,11 @@ def test_global_batch_is_split_over_processes(tmp_path):
     dm.trainer = T()
     assert dm.per_process_batch == 3
     T.world_size = 5
-    with pytest.raises(ValueError, match="does not split over 5 processes"):
+    from i3d_train.errors import ConfigError
+
+    with pytest.raises(
+        ConfigError, match=r"data.global_batch_size=12 does not split over 5 processes: use a multiple of 5 \(e.g. 10\)"
+    ):
         _ = dm.per_process_batch
 
 
@@ -209,10 +213,14 @@ def test_multirun_goes_on_when_one_run_fails(tmp_path):
          f"model.imagenet_weights={weights}"],
         tmp_path, timeout=900,
     )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.returncode == 1, proc.stderr[-2000:]  # the sweep went on, and says one run failed
     sweep = next((tmp_path / "logs" / "train" / "multiruns").iterdir())
     assert sorted(d.name for d in sweep.iterdir() if d.name.isdigit()) == ["0", "1"]
     assert "C3D trains from scratch" in (sweep / "0" / "error.txt").read_text()
+    summary = (sweep / "summary.txt").read_text().splitlines()
+    assert summary[0] == f"multirun: 2 runs, 1 finished, 1 failed ({sweep})"
+    assert summary[1].startswith("  failed: 0: ") and "C3D trains from scratch" in summary[1] and len(summary) == 2
+    assert summary[0] in proc.stdout
     assert OmegaConf.load(sweep / "0" / "config.yaml").model.name == "c3d"
     assert not (sweep / "0" / "metrics.json").exists()
     metrics = json.loads((sweep / "1" / "metrics.json").read_text())  # the run after the failed one

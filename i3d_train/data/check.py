@@ -27,7 +27,7 @@ DATASETS = ("ucf101", "hmdb51", "kinetics400", "synthetic")
 def try_decode(item: VideoItem) -> str | None:
     """None if three frames spread over the video (or frame folder) decode, else the reason."""
     from i3d_train.data.frames import probe_frames, read_frame_folder
-    from i3d_train.video.reader import VideoDecodeError, probe, read_frames
+    from i3d_train.video.reader import DecodeStats, VideoDecodeError, probe, read_frames
 
     try:
         if item.frames_dir is not None:
@@ -36,7 +36,16 @@ def try_decode(item: VideoItem) -> str | None:
         else:
             info = probe(item.path)
             n = info.num_frames
-            read_frames(item.path, np.array([0, n // 2, n - 1]), None, info)
+            read_frames(item.path, np.array([0, n // 2]), None, info)
+            # the end on its own: a truncated file decodes up to where it was cut, and training would repeat
+            # its last frame (the rule for headers that over-report by a frame or two): here it is an error
+            end = DecodeStats()
+            try:
+                read_frames(item.path, np.array([n - 1]), None, info, stats=end)
+            except VideoDecodeError:
+                return f"truncated: its header says {n} frames, nothing decodes near the end"
+            if end.last_index < n - 1 - max(2, n // 50):
+                return f"truncated: its header says {n} frames, the last that decodes is frame {end.last_index + 1}"
         return None
     except VideoDecodeError as e:
         return str(e)

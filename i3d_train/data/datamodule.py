@@ -152,8 +152,24 @@ def _check_flow(
             *(name, split, f"{len(found):,}", f"{len(items):,}", flow_root, hint),
         )
     if not found:
-        raise DatasetFormatError(f"{name} {split}: no flow folders in {flow_root} ({hint})")
+        raise DatasetFormatError(
+            f"{name} {split}: no flow folders in {flow_root} ({hint}){misplaced_flow(items, flow_root)}"
+        )
     return found
+
+
+def misplaced_flow(items: list[VideoItem], flow_root: Path) -> str:
+    """Where the flow of ``items`` is if not under ``flow_root``: one folder up or down (the flow
+    command's ``--dst`` given without, or with another, method folder), as a hint to append."""
+    candidates = [flow_root.parent, *sorted(p for p in flow_root.parent.glob("*") if p.is_dir() and p != flow_root)]
+    for root in candidates:
+        for it in items[:50]:
+            if it.flow_dir is None:
+                continue
+            moved = root / it.flow_dir.relative_to(flow_root)
+            if is_complete(moved):
+                return f"; but {root} holds them: set data.flow_root={root}"
+    return ""
 
 
 class VideoDataModule(pl.LightningDataModule):
@@ -462,7 +478,10 @@ class VideoDataModule(pl.LightningDataModule):
             return self.batch_size
         world, _ = self._world()
         if self.global_batch_size % world:
-            raise ValueError(f"data.global_batch_size={self.global_batch_size} does not split over {world} processes")
+            raise ConfigError(
+                f"data.global_batch_size={self.global_batch_size} does not split over {world} processes: "
+                f"use a multiple of {world} (e.g. {max(world, self.global_batch_size // world * world)})"
+            )
         return self.global_batch_size // world
 
     def train_dataloader(self) -> DataLoader:

@@ -81,6 +81,7 @@ class VideoDataset(Dataset):
     ) -> None:
         self.items = items
         self.decoder = decoder or Decoder("pyav")
+        self.warned: set[str] = set()  # unreadable videos already named in the log
         self.flow_method = flow_method
         self.num_frames = num_frames
         self.fps = fps
@@ -200,5 +201,8 @@ class VideoDataset(Dataset):
                 if not self.skip_bad or skipped >= self.max_retries:
                     raise
                 skipped += 1
-                log.debug("skipping unreadable video: %s", e)
+                item = self.items[video_index]
+                if item.video_id not in self.warned:  # each bad video named once per worker (train.log)
+                    self.warned.add(item.video_id)
+                    log.warning("skipped unreadable video %s (replaced by another): %s", item.video_id, e)
                 video_index = rng.randrange(len(self.items))

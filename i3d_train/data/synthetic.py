@@ -21,11 +21,13 @@ import json
 import logging
 import math
 import shutil
+import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 from i3d_train.runtime.atomic import write_bytes, write_json
 from i3d_train.video.writer import write_video
@@ -321,13 +323,18 @@ def generate(root: str | Path, cfg: SyntheticConfig, workers: int = 2) -> Path:
     ann = root / "ucfTrainTestlist"
     ann.mkdir(parents=True, exist_ok=True)
     jobs = [(cfg, videos, rel, label, seed) for rel, label, seed, _ in plan]
-    log.info("generating %d synthetic videos into %s", len(jobs), root)
+    log.info("generating %d synthetic videos into %s (made once, then reused)", len(jobs), root)
+    started = time.perf_counter()
+    bar = tqdm(total=len(jobs), desc="synthetic set", unit="video", disable=len(jobs) < 16)
     if workers > 1:
         with ProcessPoolExecutor(workers) as pool:
-            list(pool.map(_make_one, jobs, chunksize=4))
+            for _ in pool.map(_make_one, jobs, chunksize=4):
+                bar.update(1)
     else:
         for job in jobs:
             _make_one(job)
+            bar.update(1)
+    bar.close()
     classes = CLASSES[: cfg.num_classes]
     _write_lines(ann / "classInd.txt", [f"{i + 1} {c}" for i, c in enumerate(classes)])
     _write_lines(ann / "trainlist01.txt", [f"{rel} {label + 1}" for rel, label, _, w in plan if w == "train"])
@@ -336,4 +343,5 @@ def generate(root: str | Path, cfg: SyntheticConfig, workers: int = 2) -> Path:
         _write_lines(ann / "vallist01.txt", [f"{rel} {label + 1}" for rel, label, _, w in plan if w == "val"])
     # Written last: its presence means the set is complete.
     write_json(meta, {"digest": cfg.digest(), "params": asdict(cfg), "classes": list(classes)})
+    log.info("synthetic set ready: %d videos in %.0f s (%s)", len(jobs), time.perf_counter() - started, root)
     return root

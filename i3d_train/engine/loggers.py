@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import csv
 import logging
-import os
-from pathlib import Path
 from typing import Any
 
 from lightning_fabric.loggers.logger import rank_zero_experiment
@@ -70,16 +68,6 @@ class ResumableCSVLogger(CSVLogger):
             self._fs.makedirs(self.root_dir, exist_ok=True)
             self._experiment = AppendingExperimentWriter(log_dir=self.log_dir)
         return self._experiment
-
-
-def wandb_offline_unless_logged_in() -> None:
-    """W&B must never block on a login prompt or the network: without credentials, log offline."""
-    if os.environ.get("WANDB_MODE") or os.environ.get("WANDB_API_KEY"):
-        return
-    if (Path.home() / ".netrc").is_file() and "api.wandb.ai" in (Path.home() / ".netrc").read_text(errors="ignore"):
-        return
-    os.environ["WANDB_MODE"] = "offline"
-    log.info("W&B: no API key found, logging offline (upload later with `wandb sync`)")
 
 
 def wandb_loggers(loggers: list[Any]) -> list[Any]:

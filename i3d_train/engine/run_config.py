@@ -36,6 +36,11 @@ def _retarget(node: Any, table: dict[str, str]) -> Any:
     return node
 
 
+# How the work is run, not what is computed: a run resumes whatever these are, and a run made before
+# they existed (its config.yaml lacks them) is still "the same config".
+NOT_FINGERPRINTED = ("data.decoder", "data.prefetch_factor", "data.pin_memory", "wandb_options")
+
+
 def upgrade(cfg: DictConfig) -> DictConfig:
     """``cfg`` with every moved ``_target_`` named by its new path (a no-op on a current config)."""
     return OmegaConf.create(_retarget(OmegaConf.to_container(cfg, resolve=False), MOVED_TARGETS))
@@ -47,6 +52,13 @@ def config_fingerprint(cfg: DictConfig, out_dir: Path, targets: dict[str, str] |
     c = OmegaConf.to_container(cfg, resolve=True)
     c.pop("ckpt_path", None)
     c.pop("resume", None)
+    for key in NOT_FINGERPRINTED:
+        *parents, last = key.split(".")
+        node = c
+        for k in parents:
+            node = node.get(k) if isinstance(node, dict) else None
+        if isinstance(node, dict):
+            node.pop(last, None)
     if targets:
         c = _retarget(c, targets)
     text = json.dumps(c, sort_keys=True, default=str).replace(str(out_dir), "<run>")

@@ -21,6 +21,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from pytorch_lightning.utilities import rank_zero_only
 from torch import nn
 
+from i3d_train.errors import ConfigError
 from i3d_train.inference.fast import cpu_has_bf16
 
 log = logging.getLogger(__name__)
@@ -49,11 +50,27 @@ def resolve_precision(precision: Any, accelerator: Any = "auto") -> tuple[str, s
     return "32-true", "no bfloat16 or float16 hardware found"
 
 
+def check_gpus(accelerator: Any, devices: Any) -> None:
+    """One line (ConfigError) instead of CUDA's traceback when the trainer asks for GPUs that are not here."""
+    if not _uses_gpu(accelerator):
+        return
+    have = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if have == 0:
+        build = f"CUDA {torch.version.cuda}" if torch.version.cuda else "a CPU-only build"
+        raise ConfigError(
+            f"trainer.accelerator={accelerator} but no CUDA GPU is visible (torch {torch.__version__}, {build}): "
+            "use trainer=cpu (or trainer.accelerator=auto)"
+        )
+    if isinstance(devices, int) and devices > have:
+        raise ConfigError(f"trainer.devices={devices} but {have} GPU(s) visible: set trainer.devices={have} or fewer")
+
+
 def trainer_config(trainer_cfg: DictConfig | dict, net: nn.Module | None = None) -> DictConfig:
     """A copy of ``trainer_cfg`` ready for Lightning: ``precision=auto`` resolved (printed once) and
     ``compile`` removed; with ``compile: true``, ``net`` is compiled in place."""
     src = trainer_cfg if isinstance(trainer_cfg, DictConfig) else OmegaConf.create(dict(trainer_cfg or {}))
     cfg = OmegaConf.create(OmegaConf.to_container(src, resolve=True))
+    check_gpus(cfg.get("accelerator", "auto"), cfg.get("devices", 1))
     with open_dict(cfg):
         compile_net = bool(cfg.pop("compile", False))
         if "precision" in cfg:

@@ -15,12 +15,12 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from i3d_train.data.splits import DatasetFormatError
 from i3d_train.engine.checkpoint_io import check_checkpoint
 from i3d_train.engine.dashboards import flat_config
-from i3d_train.engine.loggers import wandb_offline_unless_logged_in
 from i3d_train.engine.predictions import PredictionWriter, metrics_of, read_predictions
 from i3d_train.engine.run_config import load_run_config, run_title
 from i3d_train.engine.trainer_options import to_channels_last, trainer_config
 from i3d_train.errors import ConfigError
 from i3d_train.inference.fast import fold_batchnorm
+from i3d_train.runtime.wandb_mode import wandb_offline_unless_logged_in
 from i3d_train.weights.safe_pickle import load_torch_file
 
 

@@ -39,7 +39,7 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 from i3d_train.features.snippets import ExtractSettings, snippet_manifest, snippet_starts, views, views_hwc
 from i3d_train.features.writer import Writer
 from i3d_train.flow.compute import compute_flow, to_gray
-from i3d_train.flow.store import check_fps, read_flow, read_meta
+from i3d_train.flow.store import check_fps, is_complete, read_flow, read_meta
 from i3d_train.inference.fast import InferenceModel
 from i3d_train.runtime.cores import worker_threads
 from i3d_train.runtime.sharding import VideoLock, lock_path, try_lock
@@ -96,6 +96,11 @@ def plan_video(job: Job, s: StreamSettings, modalities: list[str]) -> VideoPlan:
     if "flow" in modalities and s.flow_source == "folder":
         if job.flow_dir is None:
             raise ValueError("flow.source=folder needs flow.root")
+        if not is_complete(job.flow_dir):
+            raise ValueError(
+                f"no complete flow folder for {job.name}: {job.flow_dir}/meta.json is missing (nor is there one for a "
+                "tail of its name; python -m i3d_train.flow --src <the videos' folder> --dst <flow.root> writes them)"
+            )
         meta = read_meta(job.flow_dir)
         info = info or probe(job.video)
         check_fps(meta, s.fps or info.fps, job.flow_dir)

@@ -12,13 +12,14 @@ from functools import partial
 from pathlib import Path
 
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
 from i3d_train.errors import ConfigError, ProtocolError
 from i3d_train.features.pipeline import Job, StreamSettings, Work, run_pipeline
 from i3d_train.features.summary import FAILED_SUFFIX, format_summary, record_inputs, record_shard, summarize, write_json
 from i3d_train.features.writer import Writer
+from i3d_train.flow.store import is_complete as is_flow_complete
 from i3d_train.inference.fast import prepare
 from i3d_train.models.i3d import InceptionI3d
 from i3d_train.runtime.sharding import resolve_shard, select
@@ -29,6 +30,31 @@ from i3d_train.weights.loading import load_init_state_dict
 from i3d_train.weights.safe_pickle import UnsafePickleError
 
 log = logging.getLogger(__name__)
+
+
+def flow_folder(root: Path, name: str) -> Path:
+    """The stored flow of the video named ``name``: ``<root>/<name>``, or the longest tail of the name
+    (leading folders dropped) that is a complete flow folder under ``root``. Names are paths relative to
+    the list's (or input folder's) folder, the flow command names relative to its ``--src``: a list at
+    ``data/list.txt`` naming ``videos/a/clip.mp4`` finds the flow of ``--src data/videos`` at
+    ``<root>/a/clip``. None found: ``<root>/<name>`` (the video then fails with a one-line reason)."""
+    parts = Path(name).parts
+    for i in range(len(parts)):
+        folder = root.joinpath(*parts[i:])
+        if is_flow_complete(folder):
+            return folder
+    return root / name
+
+
+def check_flow_options(cfg: DictConfig, modalities: list[str]) -> None:
+    """Stored-flow options without the flow stream would be ignored: said instead, in one line."""
+    if "flow" in modalities:
+        return
+    if cfg.flow.get("source") == "folder" or cfg.flow.get("root"):
+        raise ConfigError(
+            f"flow.source={cfg.flow.source} flow.root={cfg.flow.root} reads stored flow, but modalities={modalities} "
+            "has no flow stream: add modalities=[rgb,flow] (or drop the flow options)"
+        )
 
 
 def list_inputs(spec: str | Path) -> list[tuple[Path, str]]:
@@ -168,7 +194,9 @@ def stream_settings(cfg: DictConfig) -> StreamSettings:
 
 
 def run(cfg: DictConfig) -> dict:
+    started = time.time()
     modalities = list(cfg.modalities)
+    check_flow_options(cfg, modalities)
     settings = stream_settings(cfg)
     try:
         shard, origin = resolve_shard(cfg.extract.shard)
@@ -193,7 +221,7 @@ def run(cfg: DictConfig) -> dict:
     # finished with other settings (stride, crops, weights, ...): extracted again, and counted
     stale = {name for _, name in mine if finished(out_dir, modalities, wanted, name) is False}
     where = {name: video for video, name in mine}
-    jobs = [Job(v, name, Path(cfg.flow.root) / name if cfg.flow.root else None) for v, name in mine]
+    jobs = [Job(v, name, flow_folder(Path(cfg.flow.root), name) if cfg.flow.root else None) for v, name in mine]
     writer = Writer(
         out_dir,
         modalities,
@@ -270,4 +298,33 @@ def run(cfg: DictConfig) -> dict:
     if shard.index == 0 and shard.count > 1:
         print("across all shards so far (other shards may still be running; python -m i3d_train.features summary):")
         print(format_summary(summarize(out_dir, float(cfg.extract.lock_stale_after_s))))
+    if cfg.get("wandb"):
+        log_to_wandb(cfg, summary, shard, time.time() - started)
     return summary
+
+
+def log_to_wandb(cfg: DictConfig, summary: dict, shard, seconds: float) -> None:
+    """``wandb=true``: the extraction as a W&B run (job type ``extract``, one per shard, grouped by the
+    output folder): its config and closing counts, decoders and failures included."""
+    import wandb
+
+    from i3d_train.runtime.wandb_mode import wandb_offline_unless_logged_in
+
+    wandb_offline_unless_logged_in()
+    out = Path(cfg.output_dir)
+    run = wandb.init(
+        project="i3d-train",
+        job_type="extract",
+        group=f"extract-{out.name}",
+        name=f"extract-{out.name}-shard{shard.index}of{shard.count}",
+        dir=str(out),
+        config=OmegaConf.to_container(cfg, resolve=True),
+        reinit="create_new",
+    )
+    failed = summary["failed"]
+    run.summary.update(
+        {**{k: v for k, v in summary.items() if k != "failed"}, "failed": len(failed), "seconds": round(seconds, 1)}
+    )
+    if failed:
+        run.log({"failed": wandb.Table(columns=["video", "error"], data=[list(f) for f in failed])})
+    run.finish()

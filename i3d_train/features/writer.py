@@ -84,8 +84,25 @@ class Writer:
             a.flush()
             del a
             commit(*o.paths[key])
+        manifest = self.out_dir / f"{name}.json"
+        self.drop_stale_files(manifest, set(o.manifest["files"].values()))
         # written last: its presence means the video is complete
-        return write_json(self.out_dir / f"{name}.json", {**o.manifest, **self.manifest_extra})
+        return write_json(manifest, {**o.manifest, **self.manifest_extra})
+
+    @staticmethod
+    def drop_stale_files(manifest: Path, keep: set[str]) -> None:
+        """Files an earlier extraction of the video listed in its manifest and this one does not write
+        (re-extracted with fewer modalities, or another layout): removed, so that the folder holds only
+        what the new manifest says. Nothing the manifest does not list is touched."""
+        try:
+            import json
+
+            old = json.loads(manifest.read_text()).get("files", {})
+        except (OSError, ValueError, AttributeError):
+            return
+        for fname in set(old.values()) - keep:
+            if "/" not in fname and not fname.startswith("."):
+                (manifest.parent / fname).unlink(missing_ok=True)
 
     def discard(self, name: str) -> None:
         o = self.open.pop(name, None)

@@ -2,6 +2,10 @@
 256, center 224x224 crop, pixels in [-1, 1], logits averaged over time.
 
     python -m i3d_train.predict video.mp4 --weights weights/i3d_kinetics400_rgb.pt [--top 5] [--json]
+    python -m i3d_train.predict videos/ --weights weights/i3d_kinetics400_rgb.pt --csv predictions.csv
+
+A folder: every video under it (recursively), the model loaded once; a video that does not decode is
+skipped and listed at the end (exit code 1); ``--csv``: one row per video.
 
 The video streams through in chunks (``--chunk-frames``, default 128 frames, overlapping by
 ``--overlap-frames``, default 32), so memory does not grow with its length: I3D is convolutional in
@@ -29,7 +33,9 @@ from i3d_train.errors import ProtocolError
 from i3d_train.inference.fast import InferenceModel, prepare
 from i3d_train.models.i3d import InceptionI3d
 from i3d_train.resources import kinetics400_classes
+from i3d_train.runtime.atomic import atomic_path
 from i3d_train.video.decoders import DECODERS, Decoder, DecoderError, format_summary
+from i3d_train.video.files import VIDEO_SUFFIXES, find_videos
 from i3d_train.video.reader import VideoDecodeError, probe, read_frames
 from i3d_train.video.resize import center_offsets, crop, resize_short_side, scale_to_unit, to_float_clip
 from i3d_train.weights.loading import load_init_state_dict
@@ -146,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="python -m i3d_train.predict", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("video")
+    p.add_argument("video", help="a video file, or a folder of videos (searched recursively)")
     p.add_argument("--weights", default=None, help="state dict from `python -m i3d_train.weights convert`")
     p.add_argument("--top", type=int, default=5)
     p.add_argument("--fps", type=float, default=25.0, help="resample to this rate (0: the file's own)")
@@ -159,55 +165,83 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--overlap-frames", type=int, default=32, help="frames shared by consecutive chunks (multiple of 8)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda when available)")
     p.add_argument("--decoder", default="auto", choices=DECODERS, help="auto: NVDEC on a GPU where the codec allows")
+    p.add_argument(
+        "--csv", type=Path, default=None, help="also write one row per video here (video, frames, top classes)"
+    )
     args = p.parse_args(argv)
     try:
         device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
         decoder = Decoder(args.decoder, device)
-        probe(args.video)  # a bad video is said before the model is loaded
+        src = Path(args.video)
+        videos = [v for v, _ in find_videos(src)]  # a file, or every video under a folder
+        if not videos:
+            raise FileNotFoundError(f"{src}: no videos ({', '.join(sorted(VIDEO_SUFFIXES))}) under it")
+        if src.is_file():
+            probe(src)  # a bad video is said before the model is loaded
         model = prepare(load_model(args.weights), fast=not args.reference, precision=args.precision, device=device)
-        logits, frames = stream_logits(
-            model,
-            args.video,
-            args.fps or None,
-            args.short_side,
-            args.crop,
-            args.chunk_frames,
-            args.overlap_frames,
-            decoder,
-        )
-        logits = logits.cpu()
     except (VideoDecodeError, FileNotFoundError, ValueError, ProtocolError, DecoderError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except pickle.UnpicklingError as e:  # UnsafePickleError: one line naming the file and what it held
         print(f"error: {str(e).splitlines()[0]}", file=sys.stderr)
         return 2
-    probs = logits.softmax(-1)
     classes = kinetics400_classes()
-    top = probs.topk(args.top)
-    rows = [
-        {"class": classes[i], "probability": float(pr), "logit": float(logits[i])}
-        for pr, i in zip(top.values, top.indices, strict=True)
-    ]
-    if args.json:
-        print(
-            json.dumps(
-                {
-                    "video": str(args.video),
-                    "frames": frames,
-                    "logit_norm": float(logits.norm()),
-                    "top": rows,
-                    "decoding": decoder.summary(),
-                }
+    results, failed = [], []
+    for video in videos:
+        try:
+            logits, frames = stream_logits(
+                model,
+                video,
+                args.fps or None,
+                args.short_side,
+                args.crop,
+                args.chunk_frames,
+                args.overlap_frames,
+                decoder,
             )
-        )
-    else:
-        print(f"{args.video}: {frames} frames, logit norm {logits.norm():.4f}")
-        for r in rows:
-            print(f"  {r['probability']:.6f}  {r['logit']:9.4f}  {r['class']}")
-        if decoder.fallbacks:
-            print(format_summary(decoder.summary()))
-    return 0
+        except (VideoDecodeError, ValueError) as e:
+            if src.is_file():
+                print(f"error: {e}", file=sys.stderr)
+                return 2
+            failed.append((video, str(e)))  # a folder: a bad video is skipped and counted
+            continue
+        logits = logits.cpu()
+        probs = logits.softmax(-1)
+        top = probs.topk(min(args.top, len(classes)))
+        rows = [
+            {"class": classes[i], "probability": float(pr), "logit": float(logits[i])}
+            for pr, i in zip(top.values, top.indices, strict=True)
+        ]
+        results.append({"video": str(video), "frames": frames, "logit_norm": float(logits.norm()), "top": rows})
+        if args.json:
+            print(json.dumps({**results[-1], "decoding": decoder.summary()} if src.is_file() else results[-1]))
+        else:
+            print(f"{video}: {frames} frames, logit norm {logits.norm():.4f}")
+            for r in rows:
+                print(f"  {r['probability']:.6f}  {r['logit']:9.4f}  {r['class']}")
+    if args.csv:
+        write_csv(args.csv, results)
+    if not src.is_file() and not args.json:
+        print(f"predict: {len(results)} videos, {len(failed)} failed" + (f" -> {args.csv}" if args.csv else ""))
+        for video, why in failed:
+            print(f"  failed: {video}: {why}")
+    if decoder.fallbacks and not args.json:
+        print(format_summary(decoder.summary()))
+    return 1 if failed else 0
+
+
+def write_csv(path: Path, results: list[dict]) -> None:
+    """One row per video: ``video, frames, class, probability`` (top 1) and ``top`` (``class:probability``
+    pairs separated by ``|``), atomically."""
+    import csv
+
+    with atomic_path(path) as tmp, tmp.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["video", "frames", "class", "probability", "top"])
+        for r in results:
+            best = r["top"][0]
+            w.writerow([r["video"], r["frames"], best["class"], f"{best['probability']:.6f}",
+                        "|".join(f"{t['class']}:{t['probability']:.6f}" for t in r["top"])])  # fmt: skip
 
 
 if __name__ == "__main__":

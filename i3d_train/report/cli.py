@@ -9,9 +9,12 @@
   a single-stream run its own column.
 - **Table 4 layout**: architecture x protocol (Original, Fixed, Full-FT) x dataset.
 
-Every cell is the test video-level top-1 (%) averaged over the runs that fill it (several splits:
-the mean over splits, as the paper reports UCF-101 and HMDB-51), with the number of runs when more
-than one. A bar chart of the Table 2 numbers is written beside the Markdown (``<out>.png``).
+Every cell is the test video-level top-1 (%) averaged over the splits of one model, input and recipe
+(the paper's mean over UCF-101's and HMDB-51's three splits), saying how many splits, and how many
+runs where one split has several. Runs of one model with another input or recipe (``config.yaml``
+beside ``metrics.json``: the clip, optimiser, learning rate, epochs, batch, initial weights) get rows
+of their own, never one average. A layout with no runs says so instead of an empty table. A bar chart
+of the Table 2 numbers is written beside the Markdown (``<out>.png``).
 """
 
 from __future__ import annotations
@@ -19,10 +22,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
+from typing import Any
 
 from i3d_train.engine.predictions import save_figure
+from i3d_train.report.runs import variant, variant_key, variant_label
 from i3d_train.report.wandb_runs import build_workspace_report, runs_from_wandb
 from i3d_train.runtime.atomic import write_text
 
@@ -49,8 +54,25 @@ def find_runs(folder: Path) -> list[dict]:
             continue
         if isinstance(m, dict) and {"model", "data", "protocol", "test"} <= set(m) and m["test"]:
             m["_path"] = str(path)
+            m.update(variant(read_config(path.parent / "config.yaml")))
             runs.append(m)
     return runs
+
+
+def read_config(path: Path) -> dict | None:
+    """A run folder's resolved ``config.yaml`` as a dict (None if absent or unreadable)."""
+    if not path.is_file():
+        return None
+    try:
+        from omegaconf import OmegaConf
+
+        cfg = OmegaConf.load(path)
+        try:
+            return OmegaConf.to_container(cfg, resolve=True)  # train.py saves it resolved already
+        except Exception:  # noqa: BLE001 - an interpolation that no longer resolves: the raw values
+            return OmegaConf.to_container(cfg, resolve=False)
+    except Exception:  # noqa: BLE001 - a damaged config: the run is reported without its variant
+        return None
 
 
 def cells_of(run: dict, metric: str) -> dict[str, float]:
@@ -61,12 +83,45 @@ def cells_of(run: dict, metric: str) -> dict[str, float]:
     return {run.get("modality", "rgb"): t.get(metric)}
 
 
-def _fmt(values: list[float]) -> str:
-    values = [v for v in values if v is not None]
-    if not values:
+def _fmt(values: list[tuple[Any, float]]) -> str:
+    """A cell: the mean over splits of ``(split, value)`` pairs (runs of one split averaged first), with
+    the number of splits, and of runs where a split has several."""
+    by_split: dict[Any, list[float]] = defaultdict(list)
+    for split, v in values:
+        if v is not None:
+            by_split[split].append(v)
+    if not by_split:
         return ""
-    mean = 100 * sum(values) / len(values)
-    return f"{mean:.1f}" + (f" (n={len(values)})" if len(values) > 1 else "")
+    means = [sum(vs) / len(vs) for vs in by_split.values()]
+    text = f"{100 * sum(means) / len(means):.1f}"
+    notes = []
+    if len(by_split) > 1:
+        notes.append(f"{len(by_split)} splits")
+    repeated = {s: len(vs) for s, vs in by_split.items() if len(vs) > 1}
+    if repeated:
+        notes.append(", ".join(f"split {s}: {n} runs" for s, n in sorted(repeated.items(), key=str)))
+    return text + (f" ({'; '.join(notes)})" if notes else "")
+
+
+def _rows(runs: list[dict]) -> list[tuple[str, tuple]]:
+    """``(model, variant key)`` per report row, in the paper's model order; a model trained with
+    several inputs or recipes gets a row each."""
+    seen: dict[tuple[str, tuple], None] = {}
+    for r in sorted(runs, key=lambda r: (_order(r["model"]), variant_label(r))):
+        seen.setdefault((r["model"], variant_key(r)), None)
+    return list(seen)
+
+
+def _order(model: str) -> int:
+    return MODEL_ORDER.index(model) if model in MODEL_ORDER else len(MODEL_ORDER)
+
+
+def _row_label(model: str, key: tuple, runs: list[dict], several: bool) -> str:
+    name = f"{MODEL_NAMES.get(model, model)} (`{model}`)"
+    if not several:
+        return name
+    run = next(r for r in runs if r["model"] == model and variant_key(r) == key)
+    return f"{name} [{variant_label(run) or 'no config.yaml'}]"
 
 
 def _models(runs: list[dict]) -> list[str]:
@@ -75,34 +130,52 @@ def _models(runs: list[dict]) -> list[str]:
 
 
 def table2(runs: list[dict], metric: str) -> tuple[str, dict]:
-    """Markdown and ``{(model, dataset, modality): [values]}`` for protocol ``original`` runs."""
+    """Markdown and ``{(model, dataset, modality): [values]}`` for protocol ``original`` runs; a row per
+    model and variant (input, recipe), cells averaged over splits."""
     runs = [r for r in runs if r["protocol"] == "original"]
+    if not runs:
+        return "No runs with protocol `original`: nothing in this layout.", {}
     datasets = sorted({r["data"] for r in runs})
-    vals: dict[tuple[str, str, str], list[float]] = defaultdict(list)
+    vals: dict[tuple, list] = defaultdict(list)
+    chart: dict[tuple[str, str, str], list[float]] = defaultdict(list)
     for r in runs:
         for mod, v in cells_of(r, metric).items():
-            vals[(r["model"], r["data"], mod)].append(v)
+            vals[(r["model"], variant_key(r), r["data"], mod)].append((r.get("split"), v))
+    rows = _rows(runs)
+    models = Counter(m for m, _ in rows)
     head = "| architecture | " + " | ".join(f"{d} {label}" for d in datasets for _, label in MODALITIES) + " |"
     lines = [head, "|---|" + "---|" * (len(datasets) * len(MODALITIES))]
-    for model in _models(runs):
-        cells = [_fmt(vals.get((model, d, mod), [])) for d in datasets for mod, _ in MODALITIES]
-        lines.append(f"| {MODEL_NAMES.get(model, model)} (`{model}`) | " + " | ".join(cells) + " |")
-    return "\n".join(lines), vals
+    for model, key in rows:
+        cells = [_fmt(vals.get((model, key, d, mod), [])) for d in datasets for mod, _ in MODALITIES]
+        lines.append(f"| {_row_label(model, key, runs, models[model] > 1)} | " + " | ".join(cells) + " |")
+        for d in datasets:
+            for mod, _ in MODALITIES:
+                chart[(model, d, mod)] += [v for _, v in vals.get((model, key, d, mod), []) if v is not None]
+    return "\n".join(lines), chart
 
 
 def table4(runs: list[dict], metric: str) -> str:
+    """Markdown: a row per model, variant and modality, a column per dataset and protocol. The
+    protocols differ in their initial weights by design, so a row's variant leaves the init out."""
+    if not runs:
+        return "No runs: nothing in this layout."
+    runs = [{**r, "recipe": {k: v for k, v in (r.get("recipe") or {}).items() if k != "init"}} for r in runs]
     datasets = sorted({r["data"] for r in runs})
-    vals: dict[tuple[str, str, str, str], list[float]] = defaultdict(list)
+    vals: dict[tuple, list] = defaultdict(list)
     for r in runs:
         for mod, v in cells_of(r, metric).items():
-            vals[(r["model"], mod, r["data"], r["protocol"])].append(v)
+            vals[(r["model"], variant_key(r), mod, r["data"], r["protocol"])].append((r.get("split"), v))
+    rows = _rows(runs)
+    models = Counter(m for m, _ in rows)
     head = "| architecture | modality | " + " | ".join(f"{d} {p}" for d in datasets for _, p in PROTOCOLS) + " |"
     lines = [head, "|---|---|" + "---|" * (len(datasets) * len(PROTOCOLS))]
-    for model in _models(runs):
+    for model, key in rows:
         for mod, label in MODALITIES:
-            cells = [_fmt(vals.get((model, mod, d, p), [])) for d in datasets for p, _ in PROTOCOLS]
+            cells = [_fmt(vals.get((model, key, mod, d, p), [])) for d in datasets for p, _ in PROTOCOLS]
             if any(cells):
-                lines.append(f"| {MODEL_NAMES.get(model, model)} (`{model}`) | {label} | " + " | ".join(cells) + " |")
+                lines.append(
+                    f"| {_row_label(model, key, runs, models[model] > 1)} | {label} | " + " | ".join(cells) + " |"
+                )
     return "\n".join(lines)
 
 

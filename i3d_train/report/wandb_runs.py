@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from i3d_train.report.runs import variant
+
 TEST_PREFIX = "final/test/"
 
 
@@ -38,31 +40,9 @@ def metrics_of_run(config: dict, summary: dict, name: str = "") -> dict | None:
         "protocol": protocol.get("name", "original"),
         "modality": model.get("modality", "rgb"),
         "split": data.get("split"),
-        "input": {
-            **(model.get("input") or {}),
-            **{k: v for k, v in (data.get("input_override") or {}).items() if v is not None},
-        },
-        "recipe": recipe_of(config),
+        **variant(config),
         "test": test,
         "_path": f"wandb:{name}",
-    }
-
-
-def recipe_of(config: dict) -> dict:
-    """What besides the data and the model makes two runs comparable: optimiser, learning rate,
-    schedule, epochs, batch and initial weights."""
-    opt = config.get("optimizer") or {}
-    sched = config.get("scheduler") or {}
-    trainer = config.get("trainer") or {}
-    data = config.get("data") or {}
-    protocol = config.get("protocol") or {}
-    return {
-        "optimizer": str(opt.get("_target_", "")).rsplit(".", 1)[-1],
-        "lr": opt.get("lr"),
-        "scheduler": str(sched.get("_target_", "") or "").rsplit(".", 1)[-1] or None,
-        "epochs": trainer.get("max_epochs"),
-        "batch": data.get("global_batch_size") or data.get("batch_size"),
-        "init": protocol.get("init_weights"),
     }
 
 

@@ -19,13 +19,14 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from i3d_train.data.ucf101 import DatasetFormatError
 from i3d_train.engine.checkpoint_io import AtomicCheckpointIO
 from i3d_train.engine.dashboards import define_best_metrics, flat_config
-from i3d_train.engine.loggers import finish_failed_wandb_run, wandb_loggers, wandb_offline_unless_logged_in
+from i3d_train.engine.loggers import finish_failed_wandb_run, wandb_loggers
 from i3d_train.engine.predictions import PredictionWriter
 from i3d_train.engine.run_config import fingerprints, run_title
 from i3d_train.engine.trainer_options import trainer_config
 from i3d_train.errors import ConfigError
 from i3d_train.runtime.atomic import atomic_path, write_json, write_text
 from i3d_train.runtime.distributed import is_rank_zero, quiet_other_ranks
+from i3d_train.runtime.wandb_mode import wandb_offline_unless_logged_in
 from i3d_train.train.resume import move_log_file, remove_stub, resolve_ckpt_path
 from i3d_train.train.transfer import ProtocolError, apply_protocol
 from i3d_train.weights.imagenet import ImageNetWeightsError, init_from_imagenet

@@ -116,6 +116,7 @@ class DecodeStats:
 
     decoded: int = 0
     seeks: int = 0
+    last_index: int = -1  # the index (file's own timeline) of the last frame decoded
 
 
 def read_frames(
@@ -167,7 +168,13 @@ def read_frames(
                     stats.decoded += 1
                 yield frame
 
-        pairs = indexed(decoded(), lambda f: f.pts, start_pts, float(stream.time_base), info.fps)
+        def recorded(pairs):
+            for idx, frame in pairs:
+                if stats:
+                    stats.last_index = idx
+                yield idx, frame
+
+        pairs = recorded(indexed(decoded(), lambda f: f.pts, start_pts, float(stream.time_base), info.fps))
         try:
             got = [img for _, img in cover(pairs, needed, lambda f: f.to_ndarray(format="rgb24"))]
         except av.error.FFmpegError as e:

@@ -2,7 +2,8 @@
 
 import sys
 
+from i3d_train.runtime.pipes import run_main
 from i3d_train.weights.cli import main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_main(main))

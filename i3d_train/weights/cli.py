@@ -30,6 +30,9 @@ def _convert(args: argparse.Namespace) -> int:
     if args.source == "pytorch-i3d" and args.src is None:
         print("error: pytorch-i3d needs --src <checkpoint.pt>", file=sys.stderr)
         return 2
+    if args.out.exists() and not args.force:
+        print(f"error: {args.out} exists; --force replaces it", file=sys.stderr)
+        return 2
     try:
         sd, num_classes, in_channels = load_i3d_source(args.source, args.src)
         print(f"wrote {save_i3d(sd, num_classes, in_channels, args.out)}")
@@ -92,6 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     c.add_argument("--out", required=True, type=Path, help="output .pt file")
     c.add_argument("--src", type=Path, default=None, help="checkpoint file (default: the installed package's)")
+    c.add_argument("--force", action="store_true", help="replace an existing output file")
     ls = sub.add_parser("list", help="the weights download knows, and which are present under --out")
     ls.add_argument("--out", type=Path, default=Path("weights"), help="folder to look in (default weights)")
     d = sub.add_parser("download", help="download, verify and convert weights by name (see list)")
