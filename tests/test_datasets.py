@@ -298,3 +298,69 @@ def test_check_piped_into_a_reader_that_stops_ends_without_a_traceback(tmp_path)
     )
     os.close(w)
     assert (proc.returncode, proc.stderr) == (141, "")
+
+
+# --- data=list: your own videos ------------------------------------------------------------------
+
+
+def list_tree(root: Path) -> Path:
+    """Two classes of tiny videos and the lists naming them (one path with a space, given with a tab)."""
+    from i3d_train.data.synthetic import render_video
+    from i3d_train.video.writer import write_video
+
+    names = {"train": [], "test": []}
+    for label, cls in enumerate(("jump", "wave")):
+        for i in range(4):
+            split = "test" if i == 3 else "train"
+            rel = f"clips/{cls}/{'my clip' if i == 0 else 'c'}{i}.mp4"
+            write_video(
+                root / rel,
+                render_video(SyntheticConfig(num_frames=12, height=48, width=64, seed=label * 10 + i), label * 2, i),
+                25,
+            )
+            names[split].append(f"{rel}\t{cls}" if " " in rel else f"{rel} {cls}")
+    for split, lines in names.items():
+        (root / f"{split}.txt").write_text("\n".join(lines) + "\n")
+    return root
+
+
+def test_video_list_dataset_parses_paths_labels_and_holds_out_validation(tmp_path):
+    from i3d_train.data.splits import with_validation
+    from i3d_train.data.video_list import parse_video_list
+
+    root = list_tree(tmp_path / "mine")
+    lists = parse_video_list(root)
+    assert lists.classes == ["jump", "wave"] and (len(lists.train), len(lists.test)) == (6, 2)
+    assert {it.video_id for it in lists.test} == {"clips/jump/c3.mp4", "clips/wave/c3.mp4"}
+    assert {it.label for it in lists.train if "wave" in it.video_id} == {1}
+    assert any(it.video_id == "clips/jump/my clip0.mp4" for it in lists.train)  # the tab-separated line
+    held = with_validation(lists, "list", fraction=0.34)
+    assert held.val and {it.label for it in held.val} == {0, 1}  # per class
+    assert not {it.video_id for it in held.val} & {it.video_id for it in held.train}
+    (root / "test.txt").write_text("clips/jump/c3.mp4 run\n")
+    with pytest.raises(DatasetFormatError, match=r"test.txt:1: label 'run' is not one of the labels of train.txt"):
+        parse_video_list(root)
+    (root / "test.txt").write_text("../elsewhere.mp4 jump\n")
+    with pytest.raises(DatasetFormatError, match=r"test.txt:1: ../elsewhere.mp4 is outside the dataset root"):
+        parse_video_list(root)
+
+
+@pytest.mark.slow
+def test_train_py_on_your_own_video_lists(tmp_path):
+    """`python train.py data=list data.root=<folder> data.num_classes=2`: trains and tests on the lists."""
+    import subprocess
+    import sys
+
+    root = list_tree(tmp_path / "mine")
+    repo = Path(__file__).resolve().parents[1]
+    proc = subprocess.run(
+        [sys.executable, str(repo / "train.py"), "data=list", f"data.root={root}", "data.num_classes=2",
+         f"paths.root_dir={tmp_path}", "data.num_workers=0", "data.batch_size=3", "trainer.fast_dev_run=true", "data.test_clips=1",
+         "data.input_override={num_frames: 8, resize: 48, crop_size: 40}", f"hydra.run.dir={tmp_path / 'run'}",
+         "callbacks.progress_bar.refresh_rate=0"],  # fmt: skip
+        cwd=tmp_path, capture_output=True, text=True, timeout=600,
+        env={**__import__("os").environ, "PYTHONPATH": str(repo)},
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    m = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert m["data"] == "list" and m["test"]["num_videos"] == 2 and m["val_source"] == "held_out"

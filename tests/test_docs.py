@@ -25,6 +25,7 @@ MAX_README_LINES = 300
 # Documented commands that a test runs with another spelling: a fragment of the command (as normalised
 # by bash_commands) -> the test that runs it.
 RUN_BY = {
+    "python train.py data=list data.root=/path/to/my_videos data.num_classes=5": "tests/test_datasets.py::test_train_py_on_your_own_video_lists",
     # W&B (docs/wandb.md)
     "python train.py debug=tiny logger=wandb": "tests/test_wandb.py::test_a_wandb_training_run_and_its_evaluation_hold_the_test_results_as_wandb_objects",
     "python eval.py ckpt_path=<run>/checkpoints/last.ckpt wandb=true": "tests/test_wandb.py::test_a_wandb_training_run_and_its_evaluation_hold_the_test_results_as_wandb_objects",
@@ -73,6 +74,9 @@ RUN_BY = {
 
 # Documented commands that no test runs, and why.
 NOT_RUN = {
+    "tensorboard --logdir logs/train/runs": "TensorBoard's own viewer (a web server); the event files it reads are checked in test_train.py::test_tensorboard_logger_writes_the_runs_scalars",
+    "python train.py experiment=ucf101_full_ft model=i3d_two_stream data.root=/datasets/UCF101": "needs UCF-101, Kinetics-400 weights for both streams and a GPU; every experiment composes with three models in test_experiments.py, and experiment=ucf101_original trains as written on a tiny tree with trainer=cpu (test_an_experiment_trains_as_written_on_a_cpu_with_trainer_cpu_and_says_gpu_is_missing_without)",
+    "python train.py -m experiment=hmdb51_original model=c3d,i3d data.root=/datasets/hmdb51 data.split=1,2,3": "needs HMDB-51 and a GPU; see test_experiments.py",
     "python train.py logger=many": "CSV and W&B together: each logger runs in test_wandb.py (W&B) and every training test (CSV); many.yaml is their two defaults",
     "python -m i3d_train.report --wandb-report <entity>/i3d-train": "creates a report on W&B's servers (needs a login); the report it saves is built and checked offline in test_wandb.py::test_the_saved_report_is_built_with_the_papers_panels_without_the_network",
     "wandb login": "W&B's own command (needs the network)",

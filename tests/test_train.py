@@ -109,3 +109,29 @@ def test_a_tiny_run_learns_well_above_chance(tmp_path):
         rows = list(csv.DictReader(f))
     assert all(r["video_id"].split("/")[0] == r["label_name"] for r in rows)
     assert sum(r["video_id"].split("/")[0] == r["pred_name"] for r in rows) >= 6
+
+
+@pytest.mark.slow
+def test_tensorboard_logger_writes_the_runs_scalars(tmp_path):
+    """`python train.py debug=tiny logger=tensorboard`: event files in <run>/tensorboard/ whose
+    validation and test scalars are the run's metrics.json."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    run_dir = tmp_path / "run"
+    proc = subprocess.run(
+        [sys.executable, "train.py", "debug=tiny", "logger=tensorboard", f"paths.root_dir={tmp_path}",
+         f"hydra.run.dir={run_dir}"],  # fmt: skip
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    scalars = {}
+    for events in sorted((run_dir / "tensorboard").glob("events.out.tfevents.*")):
+        ea = EventAccumulator(str(events))
+        ea.Reload()
+        for tag in ea.Tags()["scalars"]:
+            scalars[tag] = ea.Scalars(tag)[-1].value
+    assert scalars["val/video_acc_top1"] == pytest.approx(metrics["val"]["video_acc_top1"])
+    assert scalars["test/video_acc_top1"] == pytest.approx(metrics["test"]["video_acc_top1"])
+    assert "train/loss" in scalars

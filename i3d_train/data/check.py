@@ -21,7 +21,7 @@ from tqdm import tqdm
 from i3d_train.data.dataset import VideoItem
 from i3d_train.data.splits import VAL_SOURCES, DatasetFormatError, overlaps, with_validation
 
-DATASETS = ("ucf101", "hmdb51", "kinetics400", "synthetic")
+DATASETS = ("ucf101", "hmdb51", "kinetics400", "synthetic", "list")
 
 
 def try_decode(item: VideoItem) -> str | None:

@@ -43,6 +43,7 @@ from i3d_train.data.splits import DatasetFormatError, SplitLists, with_validatio
 from i3d_train.data.synthetic import SyntheticConfig, generate
 from i3d_train.data.transforms import ClipTransform
 from i3d_train.data.ucf101 import parse_ucf101
+from i3d_train.data.video_list import parse_video_list
 from i3d_train.errors import ConfigError
 from i3d_train.flow.compute import METHODS
 from i3d_train.flow.store import check_fps, is_complete, read_meta
@@ -59,6 +60,7 @@ PARSERS = {
     "synthetic": parse_ucf101,  # written in UCF-101's layout
     "hmdb51": parse_hmdb51,
     "kinetics400": parse_kinetics400,
+    "list": parse_video_list,  # your own videos: <root>/train.txt, test.txt of "<path> <label>" lines
 }
 
 

@@ -142,6 +142,9 @@ def with_validation(lists: SplitLists, dataset: str, source: str = "held_out", f
     if lists.val is not None:  # its validation list is the test list (Kinetics-400 without a labelled test.csv)
         held = hold_out(lists.train, lambda it: youtube_id(it.video_id), fraction, True)
         rule = f"{fraction:.0%} of each class's training clips, whole YouTube videos (the test list is the validation list)"
+    elif dataset == "list":  # your own videos: nothing known about which belong together
+        held = hold_out(lists.train, lambda it: it.video_id, fraction, True)
+        rule = f"{fraction:.0%} of each class's training videos"
     elif dataset == "hmdb51":
         held = hold_out(lists.train, lambda it: hmdb51_source(it.video_id, lists.classes, it.label), fraction, True)
         rule = f"{fraction:.0%} of each class's training videos, whole source films"
