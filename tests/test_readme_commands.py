@@ -228,7 +228,7 @@ def test_flow_then_two_stream_training_chain(tmp_path):
         sys.executable, str(ROOT / "train.py"), "model=i3d_two_stream", "data=ucf101", "data.flow_method=farneback",
         f"paths.root_dir={tmp_path}", "data.num_classes=3", "data.num_workers=0", "data.batch_size=3",
         "trainer.fast_dev_run=true", "data.input_override={num_frames: 8, resize: 64, crop_size: 56}",
-        "callbacks.progress_bar.refresh_rate=0",
+        "callbacks.progress_bar.refresh_rate=0", "data.test_clips=1",
     ]  # fmt: skip
     off = run([*flow, "--dst", "data/ucf101/flow"], tmp_path)  # one folder too high
     assert off.returncode == 0, off.stderr

@@ -110,7 +110,8 @@ def test_ddp_multirun_on_two_cpu_processes_counts_every_video_once(tmp_path):
     sweeps = list((tmp_path / "logs" / "train" / "multiruns").iterdir())
     assert len(sweeps) == 1 and not list(sweeps[0].rglob("error.txt"))  # not one folder per process
     run = sweeps[0] / "0"
-    assert sorted(p.name for p in sweeps[0].iterdir()) == ["0", "multirun.yaml"]
+    assert sorted(p.name for p in sweeps[0].iterdir()) == ["0", "multirun.yaml", "summary.txt"]
+    assert (sweeps[0] / "summary.txt").read_text() == f"multirun: 1 runs, 1 finished, 0 failed ({sweeps[0]})\n"
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["val"]["num_videos"] == 3 and metrics["test"]["num_videos"] == 3
     assert Path(metrics["best_ckpt"]).is_file()
