@@ -232,7 +232,9 @@ MUTATIONS = [
         "i3d_train/video/nvdec.py",
         "        if first[0] <= needed[0] or attempt == 0:",
         "        if True:",
-        ("tests/test_decoders.py::test_nvdec_frames_follow_timestamps_on_a_variable_frame_rate_and_a_seek_that_overshoots",),
+        (
+            "tests/test_decoders.py::test_nvdec_frames_follow_timestamps_on_a_variable_frame_rate_and_a_seek_that_overshoots",
+        ),
     ),
     Mutation(
         "[i28] GPU decoding in the training loader starts its workers with spawn",

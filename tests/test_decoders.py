@@ -207,36 +207,37 @@ def test_extraction_with_nvdec_writes_pyavs_features_and_counts_the_fallbacks(tm
     assert fake_nvdec.read_text().count("v0.mp4") == 1
 
 
-def test_training_loader_decodes_with_nvdec_in_spawned_workers_and_counts_fallbacks(tmp_path, fake_nvdec, monkeypatch):
-    """On a GPU the loader's workers start with spawn (CUDA does not survive a fork), keep running, pin
-    memory, and each sample says whether its clip fell back to PyAV."""
+def tiny_datamodule(root: Path, workers: int, **kw):
+    """A synthetic-set DataModule of 8 tiny videos per split, set up for training."""
     from i3d_train.data.datamodule import VideoDataModule
 
+    synthetic = {"num_classes": 8, "train_per_class": 1, "test_per_class": 1, "val_per_class": 1, "num_frames": 16,
+                 "height": 32, "width": 40}  # fmt: skip
     dm = VideoDataModule(
         name="synthetic",
-        root=str(tmp_path / "syn"),
+        root=str(root),
         split=1,
         num_classes=8,
         input={"num_frames": 8, "fps": 25, "frame_stride": 1, "resize": 32, "crop_size": 32},
         input_override=None,
         batch_size=2,
-        num_workers=1,
+        num_workers=workers,
         test_clips=1,
-        synthetic={
-            "num_classes": 8,
-            "train_per_class": 1,
-            "test_per_class": 1,
-            "val_per_class": 1,
-            "num_frames": 16,
-            "height": 32,
-            "width": 40,
-        },
-        decoder="auto",
+        synthetic=synthetic,
+        **kw,
     )
-    monkeypatch.setattr(VideoDataModule, "_device", lambda self: "cuda:0")
     dm.prepare_data()
     dm.setup("fit")
-    loader = dm.train_dataloader()
+    return dm
+
+
+def test_training_loader_decodes_with_nvdec_in_spawned_workers_and_counts_fallbacks(tmp_path, fake_nvdec, monkeypatch):
+    """On a GPU the loader's workers start with spawn (CUDA does not survive a fork), keep running, pin
+    memory, and each sample says whether its clip fell back to PyAV."""
+    from i3d_train.data.datamodule import VideoDataModule
+
+    monkeypatch.setattr(VideoDataModule, "_device", lambda self: "cuda:0")
+    loader = tiny_datamodule(tmp_path / "syn", 1, decoder="auto").train_dataloader()
     assert loader.multiprocessing_context is not None and loader.multiprocessing_context.get_start_method() == "spawn"
     assert loader.persistent_workers and loader.pin_memory is True
     batch = next(iter(loader))
@@ -246,31 +247,7 @@ def test_training_loader_decodes_with_nvdec_in_spawned_workers_and_counts_fallba
 
 
 def test_a_cpu_run_keeps_fork_and_no_fallback_key(tmp_path):
-    from i3d_train.data.datamodule import VideoDataModule
-
-    dm = VideoDataModule(
-        name="synthetic",
-        root=str(tmp_path / "syn"),
-        split=1,
-        num_classes=8,
-        input={"num_frames": 8, "fps": 25, "frame_stride": 1, "resize": 32, "crop_size": 32},
-        input_override=None,
-        batch_size=2,
-        num_workers=0,
-        test_clips=1,
-        synthetic={
-            "num_classes": 8,
-            "train_per_class": 1,
-            "test_per_class": 1,
-            "val_per_class": 1,
-            "num_frames": 16,
-            "height": 32,
-            "width": 40,
-        },
-    )
-    dm.prepare_data()
-    dm.setup("fit")
-    loader = dm.train_dataloader()
+    loader = tiny_datamodule(tmp_path / "syn", 0).train_dataloader()
     assert loader.multiprocessing_context is None and not loader.pin_memory
     assert "decoder_fallback" not in next(iter(loader))
     assert torch.is_tensor(next(iter(loader))["rgb"])

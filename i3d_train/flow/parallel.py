@@ -7,7 +7,6 @@ import dataclasses
 import multiprocessing
 import os
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 import cv2
@@ -17,6 +16,7 @@ from tqdm import tqdm
 from i3d_train.flow.compute import resolve_backend
 from i3d_train.flow.store import is_complete
 from i3d_train.flow.video import ExtractOptions, extract_video
+from i3d_train.runtime.pool import outcomes
 from i3d_train.runtime.sharding import launcher_shard, select, try_lock
 from i3d_train.video.files import find_videos
 
@@ -118,24 +118,9 @@ def _run(jobs: list, procs: int, devices: list[str] | None, threads: int):
     """Yield ``(video, outcome)`` per job as it ends: ``_work``'s result, or the exception it raised.
     One CPU worker runs the jobs in this process (a spawned one would first spend seconds importing
     torch); more, or GPUs, a pool of spawned processes."""
-    if procs == 1 and not devices:
-        for job in jobs:
-            try:
-                yield job[0], _work(job)
-            except Exception as e:  # noqa: BLE001 - reported by the caller, the next job goes on
-                yield job[0], e
-        return
-    # spawn, not fork: forking a process whose OpenCV/torch thread pools are running can deadlock.
-    ctx = multiprocessing.get_context("spawn")
     queue = None
     if devices:
-        queue = ctx.Queue()
+        queue = multiprocessing.get_context("spawn").Queue()
         for d in devices:
             queue.put(d)
-    with ProcessPoolExecutor(procs, mp_context=ctx, initializer=_init_worker, initargs=(queue, threads)) as pool:
-        futures = {pool.submit(_work, j): j[0] for j in jobs}
-        for fut in as_completed(futures):
-            try:
-                yield futures[fut], fut.result()
-            except Exception as e:  # noqa: BLE001 - reported by the caller, the next job goes on
-                yield futures[fut], e
+    yield from outcomes(_work, jobs, procs, procs == 1 and not devices, _init_worker, (queue, threads))

@@ -8,16 +8,15 @@ video another process holds, or finished meanwhile, is counted as left to it.
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 import cv2
 from tqdm import tqdm
 
 from i3d_train.frames.extract import FrameOptions, extract_frames, is_complete
+from i3d_train.runtime.pool import outcomes
 from i3d_train.runtime.sharding import try_lock
 from i3d_train.video.files import is_video
 
@@ -120,18 +119,4 @@ def run_jobs(jobs: list, workers: int):
     """Yield ``(video, outcome)`` per job as it ends: :func:`work`'s result or the exception it raised. One
     worker runs the jobs in this process; more, a pool of spawned processes (not forked: forking a
     process whose decoder or OpenCV threads run can deadlock)."""
-    if workers == 1 or len(jobs) <= 1:
-        for job in jobs:
-            try:
-                yield job[0], work(job)
-            except Exception as e:  # noqa: BLE001 - reported by the caller, the next job goes on
-                yield job[0], e
-        return
-    ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=ctx, initializer=init_worker) as pool:
-        futures = {pool.submit(work, job): job[0] for job in jobs}
-        for fut in as_completed(futures):
-            try:
-                yield futures[fut], fut.result()
-            except Exception as e:  # noqa: BLE001 - reported by the caller, the next job goes on
-                yield futures[fut], e
+    yield from outcomes(work, jobs, min(workers, len(jobs)), workers == 1 or len(jobs) <= 1, init_worker)
