@@ -237,13 +237,18 @@ def test_training_loader_decodes_with_nvdec_in_spawned_workers_and_counts_fallba
     from i3d_train.data.datamodule import VideoDataModule
 
     monkeypatch.setattr(VideoDataModule, "_device", lambda self: "cuda:0")
-    loader = tiny_datamodule(tmp_path / "syn", 1, decoder="auto").train_dataloader()
+    monkeypatch.setenv("FAKE_NVDEC_FAIL", "/Move")  # "NVDEC" refuses the 4 Move* classes' videos
+    dm = tiny_datamodule(tmp_path / "syn", 1, decoder="auto")
+    loader = dm.train_dataloader()
     assert loader.multiprocessing_context is not None and loader.multiprocessing_context.get_start_method() == "spawn"
     assert loader.persistent_workers and loader.pin_memory is True
-    batch = next(iter(loader))
-    assert batch["decoder_fallback"].tolist() == [0, 0]
-    assert batch["rgb"].shape == (2, 3, 8, 32, 32)
-    assert len(fake_nvdec.read_text().splitlines()) >= 2  # the worker opened its videos with "NVDEC"
+    batches = list(loader)  # one epoch: the 8 training videos, one per class
+    assert [tuple(b["rgb"].shape) for b in batches] == [(2, 3, 8, 32, 32)] * 4
+    fell_back = {dm.train_set.items[i].video_id.split("/")[0]: int(f) for b in batches
+                 for i, f in zip(b["video_index"].tolist(), b["decoder_fallback"].tolist(), strict=True)}  # fmt: skip
+    assert fell_back == {c: int(c.startswith("Move")) for c in fell_back} and sum(fell_back.values()) == 4
+    opened = fake_nvdec.read_text()
+    assert "Rotate" in opened and "/Move" not in opened  # the others went through "NVDEC"
 
 
 def test_a_cpu_run_keeps_fork_and_no_fallback_key(tmp_path):

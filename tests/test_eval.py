@@ -257,7 +257,7 @@ def test_report_keeps_runs_of_other_recipes_apart_and_never_renders_empty_tables
     rows = [line for line in t2.splitlines() if "(`i3d`)" in line]
     assert len(rows) == 2, t2
     quick = next(r for r in rows if "18 epochs" in r)
-    tiny = next(r for r in rows if "1 epochs" in r)
+    tiny = next(r for r in rows if "1 epoch," in r)
     assert "AdamW lr 0.0003" in quick and "batch 8" in quick
     assert [c.strip() for c in quick.split("|")[2:5]] == ["98.0", "", ""]
     assert [c.strip() for c in tiny.split("|")[2:5]] == ["16.7 (split 1: 3 runs)", "", ""]

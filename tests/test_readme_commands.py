@@ -153,7 +153,15 @@ def test_predict_command_json(tmp_path):
     assert probs == sorted(probs, reverse=True) and 0 < sum(probs) <= 1.0001
 
     # `python -m i3d_train.predict my_videos/ --weights ... --csv predictions.csv`: every video under the
-    # folder, a row each, the same figures as one video at a time; a broken file is skipped and counted
+    # folder, a row each, the same figures as one video at a time; a broken file is skipped and counted.
+    # Weights whose outputs depend on the input (a random I3D scores every video alike): a row given to
+    # the wrong video would differ from that video's own prediction.
+    from tests.conftest import sensitive_i3d
+
+    net = sensitive_i3d(seed=3)
+    with torch.no_grad():  # logits of a few units (its own reach tens of thousands: one-hot softmax)
+        net.logits.conv3d.weight.mul_(1e-3)
+    torch.save(net.state_dict(), weights)
     folder = tmp_path / "my_videos"
     (folder / "sub").mkdir(parents=True)
     write_video(folder / "a.mp4", moving_frames(20, h=128, w=160), 25)
@@ -165,18 +173,21 @@ def test_predict_command_json(tmp_path):
         tmp_path,
     )
     assert proc.returncode == 1, proc.stderr  # one video failed, the others predicted
-    assert f"predict: 2 videos, 1 failed -> {csv_out}" in proc.stdout and "broken.mp4" in proc.stdout
+    assert f"predict: 2 predicted, 1 failed -> {csv_out}" in proc.stdout and "broken.mp4" in proc.stdout
     rows = csv_out.read_text().splitlines()
     assert rows[0] == "video,frames,class,probability,top"
     by_video = {r.split(",")[0]: r.split(",") for r in rows[1:]}
     assert set(by_video) == {str(folder / "a.mp4"), str(folder / "sub" / "b.mp4")}
-    a = by_video[str(folder / "a.mp4")]
-    assert (a[1], a[2], float(a[3])) == (
-        "20",
-        out["top"][0]["class"],
-        pytest.approx(out["top"][0]["probability"], abs=2e-6),
-    )
-    assert by_video[str(folder / "sub" / "b.mp4")][1] == "12"
+    for name, frames in (("a.mp4", "20"), ("sub/b.mp4", "12")):
+        one = json.loads(run([*cmd[:3], str(folder / name), *cmd[4:]], tmp_path).stdout)["top"]  # one video alone
+        row = by_video[str(folder / name)]
+        assert (row[1], row[2], float(row[3])) == (
+            frames,
+            one[0]["class"],
+            pytest.approx(one[0]["probability"], abs=2e-6),
+        )
+        assert row[4] == "|".join(f"{t['class']}:{t['probability']:.6f}" for t in one)
+    assert by_video[str(folder / "a.mp4")][4] != by_video[str(folder / "sub" / "b.mp4")][4]  # the videos differ
 
 
 @pytest.fixture(scope="module")

@@ -222,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.csv:
         write_csv(args.csv, results)
     if not src.is_file() and not args.json:
-        print(f"predict: {len(results)} videos, {len(failed)} failed" + (f" -> {args.csv}" if args.csv else ""))
+        print(f"predict: {len(results)} predicted, {len(failed)} failed" + (f" -> {args.csv}" if args.csv else ""))
         for video, why in failed:
             print(f"  failed: {video}: {why}")
     if decoder.fallbacks and not args.json:

@@ -219,7 +219,7 @@ def build_report(
         raise FileNotFoundError(f"no finished training run with test metrics in {folder}")
     t2, vals = table2(runs, metric)
     md = [
-        f"# Results from {len(runs)} runs in {folder}",
+        f"# Results from {len(runs)} run{'s' if len(runs) != 1 else ''} in {folder}",
         "",
         f"Test {metric.replace('_', ' ')} (%), video level; mean over runs (splits) when n > 1.",
         "",

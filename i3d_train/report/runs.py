@@ -60,7 +60,7 @@ def variant_label(run: dict) -> str:
     if r.get("optimizer"):
         parts.append(f"{r['optimizer']} lr {r['lr']:g}" if isinstance(r.get("lr"), int | float) else r["optimizer"])
     if r.get("epochs") is not None:
-        parts.append(f"{r['epochs']} epochs")
+        parts.append(f"{r['epochs']} epoch{'s' if r['epochs'] != 1 else ''}")
     if r.get("batch"):
         parts.append(f"batch {r['batch']}")
     if r.get("init"):
