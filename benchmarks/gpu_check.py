@@ -191,8 +191,8 @@ def train_section(args, device: torch.device, deadline: float) -> dict:
 def _video(args_: tuple) -> str:
     import loader_speed
 
-    folder, i, seconds = args_
-    return str(loader_speed.make_videos(Path(folder) / f"b{i}", 1, seconds=seconds)[0])
+    folder, i, seconds, size = args_
+    return str(loader_speed.make_videos(Path(folder) / f"b{i}", 1, seconds=seconds, size=size)[0])
 
 
 def loader_section(args, device: torch.device, tmp: Path, deadline: float) -> dict:
@@ -204,7 +204,8 @@ def loader_section(args, device: torch.device, tmp: Path, deadline: float) -> di
 
     crop = 224 if not args.smoke else 32
     with ProcessPoolExecutor(max(1, min(args.loader_videos, os.cpu_count() or 1))) as pool:
-        paths = [Path(p) for p in pool.map(_video, [(tmp, i, args.seconds) for i in range(args.loader_videos)])]
+        size = (340, 256) if not args.smoke else (80, 64)
+        paths = [Path(p) for p in pool.map(_video, [(tmp, i, args.seconds, size) for i in range(args.loader_videos)])]
     items = [VideoItem(p, 0, p.name) for p in paths]
     out: dict = {"videos": len(paths), "clip": f"{loader_speed.FRAMES}x{crop}x{crop}", "batch": args.loader_batch}
     out["model_training"] = round(loader_speed.model_training(str(device), args.loader_batch, crop, steps=3), 2)

@@ -38,7 +38,7 @@ def _retarget(node: Any, table: dict[str, str]) -> Any:
 
 # How the work is run, not what is computed: a run resumes whatever these are, and a run made before
 # they existed (its config.yaml lacks them) is still "the same config".
-NOT_FINGERPRINTED = ("data.decoder", "data.prefetch_factor", "data.pin_memory", "wandb_options")
+NOT_FINGERPRINTED = ("data.decoder", "data.prefetch_factor", "data.pin_memory", "wandb_options", "ddp_global_batch")
 
 
 def upgrade(cfg: DictConfig) -> DictConfig:
