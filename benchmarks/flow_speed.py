@@ -157,7 +157,7 @@ def memory(w: int, h: int) -> None:
     )
 
 
-def _long_video(path: Path, minutes: float, w: int, h: int, fps: int = 25) -> int:
+def long_video(path: Path, minutes: float, w: int, h: int, fps: int = 25) -> int:
     """A translating texture, ``minutes`` long at ``w x h``, written frame by frame (never all in memory)."""
     from fractions import Fraction
 
@@ -191,7 +191,7 @@ def long_memory(minutes: float, w: int, h: int, backend: str, method: str, cap: 
             src = Path(tmp) / f"src{m:g}"
             src.mkdir()
             t = time.perf_counter()
-            n = _long_video(src / "long.mp4", m, w, h)
+            n = long_video(src / "long.mp4", m, w, h)
             made = time.perf_counter() - t
             cmd = [sys.executable, "-m", "i3d_train.flow", "--src", str(src), "--dst", str(Path(tmp) / f"flow{m:g}"),
                    "--method", method, "--backend", backend, "--short-side", "0", "--workers", "1"]  # fmt: skip
