@@ -149,23 +149,10 @@ class VideoClassifier(pl.LightningModule):
         self.log("train/acc_top1", self.train_acc, prog_bar=True, on_step=False, on_epoch=True, batch_size=n)
         if "skipped" in batch:
             self.skipped_videos += int(batch["skipped"].sum())  # this process, whole run
-            self.log(
-                "train/skipped_videos",
-                batch["skipped"].sum().float(),
-                on_step=False,
-                on_epoch=True,
-                reduce_fx="sum",
-                batch_size=n,
-            )
-        if "decoder_fallback" in batch:  # data.decoder=auto|nvdec on a GPU: clips PyAV decoded instead of NVDEC
-            self.log(
-                "train/decoder_fallbacks",
-                batch["decoder_fallback"].sum().float(),
-                on_step=False,
-                on_epoch=True,
-                reduce_fx="sum",
-                batch_size=n,
-            )
+        # per epoch, summed: unreadable videos replaced; clips PyAV decoded instead of NVDEC (data.decoder on a GPU)
+        for key, name in (("skipped", "train/skipped_videos"), ("decoder_fallback", "train/decoder_fallbacks")):
+            if key in batch:
+                self.log(name, batch[key].sum().float(), on_step=False, on_epoch=True, reduce_fx="sum", batch_size=n)
         return loss
 
     # --- evaluation -------------------------------------------------------------------------------
