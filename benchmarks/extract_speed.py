@@ -230,6 +230,22 @@ def tree_rss(pid: int) -> int:
     return total
 
 
+def peak_memory(cmd: list[str], env: dict) -> tuple[int, float, int, str, str]:
+    """Run ``cmd`` and sample its process tree's resident memory every 0.1 s: ``(peak bytes, seconds,
+    exit code, stdout, stderr)``. The output goes to files, so a chatty command never blocks on a pipe."""
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        t = time.perf_counter()
+        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=err, text=True)
+        peak = 0
+        while proc.poll() is None:
+            peak = max(peak, tree_rss(proc.pid))
+            time.sleep(0.1)
+        ran = time.perf_counter() - t
+        out.seek(0)
+        err.seek(0)
+        return peak, ran, proc.returncode, out.read(), err.read()
+
+
 def long_video(path: Path, minutes: float, fps: int = 25, size: int = 32) -> None:
     """A low-resolution synthetic video: a square moving over a gradient, written in pieces."""
     n = int(minutes * 60 * fps)
@@ -270,18 +286,9 @@ def memory(args, tmp: Path) -> None:
         cmd = [sys.executable, str(ROOT / "extract.py"), f"input={v}", f"output_dir={tmp / f'mem{minutes:g}'}",
                f"weights.rgb={tmp / 'rgb.pt'}", "short_side=32", "crop_size=32", f"step={args.memory_step}",
                f"extract.num_workers={args.workers[0]}", f"hydra.run.dir={tmp / 'h'}"]  # fmt: skip
-        env = {**os.environ, "PYTHONPATH": str(ROOT)}
-        t = time.perf_counter()
-        err = tmp / "extract.err"
-        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=err.open("w"), text=True)
-        peak = 0
-        while proc.poll() is None:
-            peak = max(peak, tree_rss(proc.pid))
-            time.sleep(0.1)
-        out = proc.stdout.read()
-        ran = time.perf_counter() - t
-        if proc.returncode != 0:
-            raise SystemExit(f"extract.py failed (exit {proc.returncode}): {err.read_text()[-2000:]}")
+        peak, ran, code, out, err = peak_memory(cmd, {**os.environ, "PYTHONPATH": str(ROOT)})
+        if code != 0:
+            raise SystemExit(f"extract.py failed (exit {code}): {err[-2000:]}")
         feats = np.load(tmp / f"mem{minutes:g}" / f"{v.stem}_rgb.npy", mmap_mode="r")
         print(
             f"{minutes:g}-minute video ({int(minutes * 1500)} frames 32x32, written in {made:.0f} s): "

@@ -183,7 +183,7 @@ def long_memory(minutes: float, w: int, h: int, backend: str, method: str, cap: 
     import os
     import tempfile
 
-    from extract_speed import tree_rss  # benchmarks/ is the script's folder: on sys.path
+    from extract_speed import peak_memory  # benchmarks/ is the script's folder: on sys.path
 
     root = Path(__file__).resolve().parents[1]
     with tempfile.TemporaryDirectory(prefix="flow-long-") as tmp:
@@ -197,20 +197,13 @@ def long_memory(minutes: float, w: int, h: int, backend: str, method: str, cap: 
                    "--method", method, "--backend", backend, "--short-side", "0", "--workers", "1"]  # fmt: skip
             if cap and method == "tvl1" and backend == "torch":
                 cmd += ["--fps", f"{25 * min(1.0, cap / n):.6f}"]  # fewer frames of the same length of video
-            env = {**os.environ, "PYTHONPATH": str(root)}
-            t = time.perf_counter()
-            proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-            peak = 0
-            while proc.poll() is None:
-                peak = max(peak, tree_rss(proc.pid))
-                time.sleep(0.1)
-            out, err = proc.communicate()
-            if proc.returncode != 0:
+            peak, ran, code, out, err = peak_memory(cmd, {**os.environ, "PYTHONPATH": str(root)})
+            if code != 0:
                 raise SystemExit(f"flow failed: {err[-2000:]}")
             line = [x for x in out.splitlines() if x.startswith("flow: ") and " done" in x][-1]
             print(
                 f"{m:g}-minute video ({n} frames {w}x{h}, written in {made:.0f} s), {method} on {backend}: "
-                f"peak memory {peak / 2**30:.2f} GiB in {time.perf_counter() - t:.0f} s [{line}]",
+                f"peak memory {peak / 2**30:.2f} GiB in {ran:.0f} s [{line}]",
                 flush=True,
             )
 

@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from extract_speed import tree_rss  # benchmarks/ is the script's folder: on sys.path
+from extract_speed import peak_memory  # benchmarks/ is the script's folder: on sys.path
 from flow_speed import long_video
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,19 +38,12 @@ def main() -> None:
             made = time.perf_counter() - t
             cmd = [sys.executable, "-m", "i3d_train.frames", "--src", str(src), "--dst", str(Path(tmp) / f"frames{minutes:g}"),
                    "--workers", "1"]  # fmt: skip
-            t = time.perf_counter()
-            proc = subprocess.Popen(cmd, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE,
-                                    stderr=subprocess.PIPE, text=True)  # fmt: skip
-            peak = 0
-            while proc.poll() is None:
-                peak = max(peak, tree_rss(proc.pid))
-                time.sleep(0.1)
-            out, err = proc.communicate()
-            if proc.returncode != 0:
+            peak, ran, code, out, err = peak_memory(cmd, {**os.environ, "PYTHONPATH": str(ROOT)})
+            if code != 0:
                 raise SystemExit(f"frames failed: {err[-2000:]}")
             line = [x for x in out.splitlines() if x.startswith("frames: ")][-1]
             print(f"{minutes:g}-minute video ({n} frames {w}x{h}, written in {made:.0f} s): peak memory "
-                  f"{peak / 2**30:.2f} GiB in {time.perf_counter() - t:.0f} s [{line}]", flush=True)  # fmt: skip
+                  f"{peak / 2**30:.2f} GiB in {ran:.0f} s [{line}]", flush=True)  # fmt: skip
 
 
 if __name__ == "__main__":
